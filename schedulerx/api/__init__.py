@@ -1,0 +1,1 @@
+"""The public API objects (re-exported from ``schedulerx``)."""

@@ -1,0 +1,78 @@
+"""Changing schedules from outside a pod, exactly as another system would: by a request.
+
+With a pod running, the request goes to it (``EventLog.submit``) and the pod validates and
+records it. With none running on an embedded data dir, the caller takes the pod's place for
+the moment: it validates the request with the pod's own rules and appends the result.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from schedulerx.api.wiring import BackendConfig, open_log
+from schedulerx.domain.events import AnyEvent, ScheduleRejected, ScheduleSet, encode, key_of
+from schedulerx.domain.partitioning import partition_for
+from schedulerx.domain.requests import Request, decode_request, encode_request
+from schedulerx.engine.intake import from_request
+from schedulerx.ports.event_log import LogLocked
+
+CLI_POD = "schedulerx-cli"
+
+
+class RequestRejected(ValueError):
+    """The request was refused; the message is the recorded reason."""
+
+
+def submit(backend: BackendConfig, request: Request) -> str:
+    """Send ``request``; returns what happened in one line. Raises RequestRejected."""
+    from projections import ProjectionStore
+    from projections.sync import catch_up
+
+    raw = encode_request(request)
+    request = decode_request(raw)  # the filled-in request id
+    log_ = open_log(backend)
+    try:
+        if backend.kafka is None:
+            try:
+                session = log_.join(CLI_POD)
+            except LogLocked:
+                log_.submit(request.command_id, raw)
+                return "submitted to the running pod"
+            try:
+                store = ProjectionStore(backend.projection_dir("pod"), log_.partitions)
+                try:
+                    reader = log_.reader()
+                    try:
+                        catch_up(store, reader)
+                    finally:
+                        reader.close()
+                    row = store.schedule(request.command_id)
+                    current = None
+                    if row is not None and row.cron is not None and not row.removed:
+                        current = ScheduleSet(
+                            event_id="", pod="", ts=datetime.now(UTC),
+                            command_id=row.command_id, cron=row.cron, params=row.params,
+                            timezone=row.timezone, paused=row.paused,
+                        )
+                    events = from_request(request, current, False, CLI_POD, datetime.now(UTC))
+                    p = partition_for(request.command_id, log_.partitions)
+                    if events:
+                        session.append(p, [(key_of(e), encode(e)) for e in events])
+                    return _describe(events)
+                finally:
+                    store.close()
+            finally:
+                session.close()
+        log_.submit(request.command_id, raw)
+        return "submitted to the owning pod"
+    finally:
+        log_.close()
+
+
+def _describe(events: list[AnyEvent]) -> str:
+    if not events:
+        return "no change"
+    for e in events:
+        if isinstance(e, ScheduleRejected):
+            raise RequestRejected(e.reason)
+    return "recorded: " + ", ".join(type(e).__name__ for e in events)

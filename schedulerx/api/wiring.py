@@ -1,0 +1,65 @@
+"""Choosing and opening the backend: the embedded log by default, Kafka when asked.
+
+``log=None`` means: the ``schedulerx run`` flags, else the ``SCHEDULERX_KAFKA`` environment
+variable, else the embedded log in ``./.schedulerx``. Kafka is imported only when selected.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from schedulerx.ports.event_log import EventLog
+
+DEFAULT_DATA_DIR = Path(".schedulerx")
+DEFAULT_TOPIC = "schedulerx"
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    """Where the log lives. ``kafka`` None selects the embedded log in ``data_dir``."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    kafka: str | None = None
+    topic: str = DEFAULT_TOPIC
+    group: str = "schedulerx"
+    partitions: int | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> BackendConfig:
+        """Defaults, then ``SCHEDULERX_*`` environment variables, then non-None overrides."""
+        env = os.environ
+        values: dict[str, object] = {
+            "data_dir": Path(env.get("SCHEDULERX_DATA_DIR", str(DEFAULT_DATA_DIR))),
+            "kafka": env.get("SCHEDULERX_KAFKA") or None,
+            "topic": env.get("SCHEDULERX_TOPIC", DEFAULT_TOPIC),
+            "group": env.get("SCHEDULERX_GROUP", "schedulerx"),
+        }
+        if env.get("SCHEDULERX_PARTITIONS"):
+            values["partitions"] = int(env["SCHEDULERX_PARTITIONS"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if not isinstance(values["data_dir"], Path):
+            values["data_dir"] = Path(str(values["data_dir"]))
+        return cls(**values)  # type: ignore[arg-type]
+
+    def projection_dir(self, owner: str = "pod") -> Path:
+        """Where a local projection of this log is kept (``owner``: pod or a reader's name)."""
+        if self.kafka is None:
+            return self.data_dir / ("projection" if owner == "pod" else f"projection-{owner}")
+        safe = "".join(c if c.isalnum() else "_" for c in f"{self.kafka}_{self.topic}")
+        return self.data_dir / "kafka" / safe / owner
+
+
+def open_log(config: BackendConfig) -> EventLog:
+    """The event log ``config`` names (Kafka imported only when selected)."""
+    if config.kafka is None:
+        from schedulerx.backends.embedded import EmbeddedLog
+
+        return EmbeddedLog(config.data_dir, config.partitions)
+    from schedulerx.backends.kafka import KafkaLog  # type: ignore[attr-defined,unused-ignore]
+
+    log: EventLog = KafkaLog(
+        config.kafka, topic=config.topic, group=config.group, partitions=config.partitions
+    )
+    return log

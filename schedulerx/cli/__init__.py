@@ -1,0 +1,1 @@
+"""The ``schedulerx`` command line: thin; one module per subcommand."""

@@ -1,0 +1,80 @@
+"""``schedulerx jobs``: the job list from the projection (or as it stood at a past time)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from schedulerx.api.query import open_query
+from schedulerx.cli.common import (
+    UserError,
+    add_connection_flags,
+    backend_of,
+    iso,
+    job_json,
+    parse_time,
+    print_json,
+    table,
+)
+from schedulerx.domain.job import Job, JobStatus
+
+EXAMPLES = """examples:
+  schedulerx jobs
+  schedulerx jobs --command backup --status failed
+  schedulerx jobs --json --limit 50
+  schedulerx jobs --as-of 2026-12-04T10:15:00Z"""
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``jobs`` subcommand."""
+    p = sub.add_parser("jobs", help="list jobs: completed runs and the next 2 per command",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_connection_flags(p)
+    p.add_argument("--command", dest="command_id", metavar="ID", help="only this command")
+    p.add_argument("--status", choices=[s.value for s in JobStatus], help="only this status")
+    p.add_argument("--limit", type=int, help="at most N jobs (the newest)")
+    p.add_argument("--as-of", metavar="TIME", help="the list as it stood at TIME (rebuilt)")
+    p.add_argument("--json", action="store_true", help="a JSON array of job objects")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Print the job list."""
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be >= 1")
+    status = JobStatus(args.status) if args.status else None
+    backend = backend_of(args)
+    if args.as_of:
+        from schedulerx.api.history import jobs_as_of
+
+        found = jobs_as_of(backend, parse_time(args.as_of), command_id=args.command_id,
+                           status=status)
+    else:
+        with open_query(backend, progress=_progress if sys.stderr.isatty() else None) as view:
+            found = view.jobs(command_id=args.command_id, status=status)
+    if args.limit is not None:
+        found = found[-args.limit:]
+    render(found, args.json)
+    return 0
+
+
+def render(found: list[Job], as_json: bool) -> None:
+    """Print jobs as a table or a JSON array."""
+    if as_json:
+        print_json([job_json(j) for j in found])
+        return
+    rows = [
+        (j.id, j.status, iso(j.scheduled_at), j.owner, iso(j.started_at), iso(j.finished_at),
+         j.error)
+        for j in found
+    ]
+    sys.stdout.write(table(["job", "status", "scheduled", "owner", "started", "finished",
+                            "error"], rows) + "\n")
+    sys.stdout.write(f"{len(found)} jobs\n")
+
+
+def _progress(done: int, total: int) -> None:
+    sys.stderr.write(f"\rcatching up: {done}/{total} records")
+    if done >= total:
+        sys.stderr.write("\n")

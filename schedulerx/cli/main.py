@@ -1,0 +1,56 @@
+"""``schedulerx``: entry point, subcommand dispatch, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from schedulerx.cli import compact, jobs, replay, run, schedule, topic
+from schedulerx.cli.common import UserError
+from schedulerx.ports.event_log import LogError
+
+_MODULES = (run, jobs, schedule, replay, topic, compact)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to generate the CLI reference)."""
+    parser = argparse.ArgumentParser(
+        prog="schedulerx",
+        description="Distributed cron: each job exactly once, every job on record.",
+        epilog="examples:\n  schedulerx run examples/demo.py\n  schedulerx jobs --status failed",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    for module in _MODULES:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 command failed, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except (UserError, LogError, ValueError, FileNotFoundError, PermissionError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"schedulerx: error: {message}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    """``text`` (key=value) or ``json`` lines on stderr."""
+    from schedulerx.cli.logs import configure
+
+    configure(level=getattr(logging, level.upper(), logging.INFO), fmt=fmt)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

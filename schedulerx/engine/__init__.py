@@ -1,0 +1,1 @@
+"""The pod: ownership, planning loop, claims, execution and shutdown."""

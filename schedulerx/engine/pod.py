@@ -1,0 +1,468 @@
+"""The pod: one loop thread that owns all writes, one timer thread, one executor pool.
+
+Loop iteration: poll the log (records, ownership changes, requests) -> apply -> turn requests
+and fetcher answers into events -> record job outcomes -> plan owned commands (schedule the
+next 2, cancel, miss, claim) -> flush one atomic append per partition -> arm timers for the
+claims that committed. A job starts only from a timer, only if its claim committed and this
+pod still owns its partition.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from schedulerx.api.command import Registration
+from schedulerx.api.fetchers import LogScheduleFetcher, ScheduleFetcher
+from schedulerx.domain.events import (
+    AnyEvent,
+    JobChanged,
+    PoisonRecord,
+    decode,
+    job_key,
+    new_event_id,
+)
+from schedulerx.domain.job import Job, JobStatus, command_of
+from schedulerx.domain.partitioning import partition_for
+from schedulerx.domain.planner import CommandView, backoff, plan, recover
+from schedulerx.domain.requests import BadRequest, decode_request
+from schedulerx.domain.schedule import Policy, Schedule
+from schedulerx.engine.book import Book, CommandEntry
+from schedulerx.engine.clock import SystemClock
+from schedulerx.engine.config import PodConfig
+from schedulerx.engine.intake import from_fetch, from_request
+from schedulerx.engine.refresher import Refresher
+from schedulerx.engine.runner import Outcome, Runner
+from schedulerx.engine.seed import catch_up, seed_book
+from schedulerx.engine.stats import PodStats
+from schedulerx.engine.timers import TimerHeap
+from schedulerx.engine.writes import Staged, Writes
+from schedulerx.ports.clock import Clock
+from schedulerx.ports.event_log import EventLog, LogSession, Record
+from schedulerx.ports.store import JobStore
+
+log = logging.getLogger("schedulerx.engine")
+_DEFAULT_POLICY = Policy()
+_TIMEOUT = "timeout:"
+
+
+class Pod:
+    """Runs the registered commands of the partitions this pod owns."""
+
+    def __init__(
+        self,
+        log_: EventLog,
+        store: JobStore,
+        registrations: Mapping[str, Registration],
+        fetcher: ScheduleFetcher,
+        config: PodConfig | None = None,
+        clock: Clock | None = None,
+    ):
+        self.log = log_
+        self.store = store
+        self.registrations = dict(registrations)
+        self.config = config or PodConfig()
+        self.clock = clock or SystemClock()
+        self.stats = PodStats()
+        self.book = Book()
+        self._writes = Writes()
+        self._runner = Runner(self.config.workers, self.clock)
+        self._timers = TimerHeap(self._on_timer, self.clock.now)
+        self._refresher = (
+            None
+            if isinstance(fetcher, LogScheduleFetcher)
+            else Refresher(fetcher, list(self.registrations), self.config.refresh_interval)
+        )
+        self._armed: dict[str, tuple[Job, int]] = {}
+        self._armed_lock = threading.Lock()
+        self._wakeups: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._bad_fetches: set[str] = set()
+        self._latest_fetch: dict[str, Schedule | BaseException | None] = {}
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._failure: BaseException | None = None
+        self._session: LogSession | None = None
+        self._thread: threading.Thread | None = None
+        self._next_sweep = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Join the log and start the loop; returns once the pod runs (raises if it cannot)."""
+        self._session = self.log.join(self.config.pod_id)
+        self._thread = threading.Thread(target=self._main, name="schedulerx-loop", daemon=True)
+        self._timers.start()
+        if self._refresher is not None:
+            self._refresher.start()
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    def stop(self) -> None:
+        """Ask the pod to stop gracefully (safe from a signal handler); returns at once."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the loop to end; True when it has. Re-raises a loop failure."""
+        finished = self._done.wait(timeout)
+        if finished and self._failure is not None:
+            raise self._failure
+        return finished
+
+    @property
+    def running(self) -> bool:
+        """True while the loop runs."""
+        return self._ready.is_set() and not self._done.is_set()
+
+    def _main(self) -> None:
+        assert self._session is not None
+        try:
+            self._ready.set()
+            while not self._stop.is_set():
+                self._iterate(self._session)
+            self._shutdown(self._session)
+        except BaseException as exc:
+            log.exception("pod %s loop failed", self.config.pod_id)
+            self._failure = exc
+            self._ready.set()
+        finally:
+            self._timers.stop()
+            if self._refresher is not None:
+                self._refresher.stop()
+            self._runner.shutdown()
+            self._session.close()
+            self._done.set()
+
+    # -- one iteration ---------------------------------------------------------------------
+
+    def _iterate(self, session: LogSession) -> None:
+        poll = session.poll(self._sleep_budget())
+        if poll.revoked:
+            self._drop(poll.revoked)
+        if poll.assigned:
+            self._assign(poll.assigned)
+        self._ingest(poll.records)
+        now = self.clock.now()
+        for raw in poll.requests:
+            self._request(raw, now)
+        self._fetched(now)
+        self._outcomes()
+        self._plan(now, session.owned())
+        self._sweep(now)
+        self._flush(session)
+
+    def _sleep_budget(self) -> float:
+        budget = self.config.poll_interval.total_seconds()
+        if self._wakeups:
+            budget = min(budget, max(0.0, self._wakeups[0][0] - self.clock.now().timestamp()))
+        return budget
+
+    def _assign(self, partitions: frozenset[int]) -> None:
+        """Catch the projection up, seed the book, report what a lost owner left behind."""
+        reader = self.log.reader()
+        try:
+            catch_up(self.store, reader, partitions)
+        finally:
+            reader.close()
+        seed_book(self.book, self.store, partitions, self.log.partitions)
+        for cid in self.registrations:
+            p = partition_for(cid, self.log.partitions)
+            if p in partitions:
+                self.book.entry(cid, p)
+        now = self.clock.now()
+        for entry in self.book.commands.values():
+            if entry.partition not in partitions:
+                continue
+            self._wake(entry.command_id, None)
+            left = [j for j in entry.jobs.values() if j.status in (JobStatus.CLAIMED,
+                                                                   JobStatus.RUNNING)]
+            for job in recover(left, now, self._policy):
+                self._stage_job(entry.partition, job, now)
+                if job.status is JobStatus.FAILED:
+                    self.stats.add("jobs_owner_lost")
+        self._fetched(now, only=partitions)
+        log.info("pod %s owns partitions %s", self.config.pod_id, sorted(partitions))
+
+    def _drop(self, partitions: frozenset[int]) -> None:
+        """Stop at once for partitions no longer owned: disarm their claims, forget them."""
+        with self._armed_lock:
+            for jid, (_, p) in list(self._armed.items()):
+                if p in partitions:
+                    del self._armed[jid]
+                    self._timers.cancel(jid)
+        for p in partitions:
+            self._writes.batches.pop(p, None)
+        self.book.drop_partitions(partitions)
+        log.info("pod %s released partitions %s", self.config.pod_id, sorted(partitions))
+
+    def _ingest(self, records: list[Record]) -> None:
+        fresh = [r for r in records if r.offset >= self.store.next_offset(r.partition)]
+        if not fresh:
+            return
+        self.store.apply(fresh)
+        for r in fresh:
+            if r.value is None:
+                if r.key.startswith(b"job/"):
+                    jid = r.key[4:].decode(errors="replace")
+                    self.book.forget_job(jid, command_of(jid))
+                continue
+            try:
+                event = decode(r.value)
+            except PoisonRecord as exc:
+                self.stats.add("poison_records")
+                log.warning("poison record at partition %d offset %d skipped: %s",
+                            r.partition, r.offset, exc)
+                continue
+            self._apply(event, r.partition)
+
+    def _apply(self, event: AnyEvent, partition: int) -> None:
+        if self.book.apply(event, partition):
+            cid = event.job.command_id if isinstance(event, JobChanged) else event.command_id
+            self._wake(cid, None)
+
+    def _request(self, raw: bytes, now: datetime) -> None:
+        try:
+            request = decode_request(raw)
+        except BadRequest as exc:
+            self.stats.add("requests_rejected")
+            log.warning("bad schedule-change request skipped: %s", exc)
+            return
+        p = partition_for(request.command_id, self.log.partitions)
+        entry = self.book.entry(request.command_id, p)
+        registered = request.command_id in self.registrations
+        for event in from_request(request, entry.schedule, registered, self.config.pod_id, now):
+            self._writes.event(p, event)
+            self.stats.add(f"requests_{event.__struct_config__.tag}")
+
+    def _fetched(self, now: datetime, only: frozenset[int] | None = None) -> None:
+        """Turn fetcher answers into events; ``only``: replay the latest answers for newly
+        assigned partitions (an answer may have come before the partition did)."""
+        if self._refresher is None:
+            return
+        if only is None:
+            fresh = self._refresher.drain()
+            self._latest_fetch.update(fresh)
+        else:
+            fresh = list(self._latest_fetch.items())
+        for cid, result in fresh:
+            entry = self.book.commands.get(cid)
+            if entry is None or (only is not None and entry.partition not in only):
+                continue  # not owned here
+            if isinstance(result, BaseException):
+                if only is None:
+                    self.stats.add("fetcher_errors")
+                    log.warning("fetching the schedule of %s failed, keeping the last good "
+                                "one: %s", cid, result)
+                continue
+            events = from_fetch(cid, result, entry.schedule, self.config.pod_id, now,
+                                self._seen_bad)
+            for event in events:
+                self._writes.event(entry.partition, event)
+
+    def _seen_bad(self, text: str) -> bool:
+        if text in self._bad_fetches:
+            return True
+        self._bad_fetches.add(text)
+        self.stats.add("fetcher_errors")
+        return False
+
+    # -- outcomes and timers ---------------------------------------------------------------
+
+    def _outcomes(self) -> None:
+        q = self._runner.outcomes
+        while not q.empty():
+            self._outcome(q.get_nowait())
+
+    def _outcome(self, o: Outcome) -> None:
+        entry = self.book.commands.get(o.job.command_id)
+        if entry is None:
+            log.error("outcome %s of %s for a partition no longer owned: not recorded",
+                      o.kind, o.job.id)
+            return
+        current = self._writes.latest(o.job.id) or entry.jobs.get(o.job.id)
+        if current is None:
+            return
+        if o.kind == "running":
+            self.stats.lag((o.at - o.job.due).total_seconds())
+            new = current.to(JobStatus.RUNNING, started_at=o.at)
+        elif o.kind == "succeeded":
+            new = current.to(JobStatus.SUCCEEDED, finished_at=o.at, error=None)
+        elif o.kind == "skipped":
+            new = current.to(JobStatus.MISSED, finished_at=o.at, error=o.error)
+        else:
+            policy = self._policy(o.job.command_id)
+            if current.status is JobStatus.RUNNING and current.attempt <= policy.retries:
+                new = current.to(JobStatus.SCHEDULED, attempt=current.attempt + 1, owner=None,
+                                 error=o.error, not_before=o.at + backoff(policy, current.attempt))
+            else:
+                new = current.to(JobStatus.FAILED, finished_at=o.at, error=o.error)
+        self.stats.add(f"jobs_{new.status}")
+        self._stage_job(entry.partition, new, o.at)
+
+    def _on_timer(self, key: str) -> None:
+        """Timer thread: start a claimed job (or expire a running one)."""
+        if key.startswith(_TIMEOUT):
+            jid = key[len(_TIMEOUT):]
+            reg = self.registrations.get(command_of(jid))
+            limit = reg.policy.timeout if reg else None
+            self._runner.expire(jid, f"timeout after {limit.total_seconds() if limit else 0:g}s")
+            return
+        with self._armed_lock:
+            armed = self._armed.pop(key, None)
+        if armed is None:
+            return
+        job, partition = armed
+        session = self._session
+        if session is None or partition not in session.owned():
+            log.warning("not starting %s: partition %d is no longer owned", job.id, partition)
+            return
+        reg = self.registrations[job.command_id]
+        if reg.policy.overlap == "skip" and (busy := self._runner.running_of(job.command_id)):
+            self._runner.outcomes.put(Outcome("skipped", job, self.clock.now(),
+                                              f"overlap: previous run {busy[0]} still running"))
+            return
+        self._runner.submit(job, reg)
+        if reg.policy.timeout is not None:
+            self._timers.arm(_TIMEOUT + job.id, self.clock.now() + reg.policy.timeout)
+
+    # -- planning --------------------------------------------------------------------------
+
+    def _policy(self, command_id: str) -> Policy:
+        reg = self.registrations.get(command_id)
+        return reg.policy if reg else _DEFAULT_POLICY
+
+    def _wake(self, command_id: str, at: datetime | None) -> None:
+        ts = self.clock.now().timestamp() if at is None else at.timestamp()
+        heapq.heappush(self._wakeups, (ts, next(self._seq), command_id))
+
+    def _plan(self, now: datetime, owned: frozenset[int]) -> None:
+        """Plan every command whose wake-up time has come (or that an event changed)."""
+        due: set[str] = set()
+        horizon = now.timestamp()
+        while self._wakeups and self._wakeups[0][0] <= horizon:
+            due.add(heapq.heappop(self._wakeups)[2])
+        for cid in due:
+            entry = self.book.commands.get(cid)
+            if entry is None or entry.partition not in owned:
+                continue
+            if any(j in self._writes.jobs for j in entry.jobs):
+                self._wake(cid, None)  # its last writes have not committed yet
+                continue
+            self._plan_one(entry, now)
+
+    def _plan_one(self, entry: CommandEntry, now: datetime) -> None:
+        s = entry.schedule
+        reg = self.registrations.get(entry.command_id)
+        view = CommandView(
+            command_id=entry.command_id,
+            cron=s.cron if s else None,
+            params=s.params if s else (),
+            timezone=s.timezone if s else "UTC",
+            paused=s.paused if s else False,
+            registered=reg is not None,
+            policy=reg.policy if reg else _DEFAULT_POLICY,
+            open_jobs=tuple(entry.jobs.values()),
+        )
+        result = plan(view, now, self.config.claim_lead,
+                      lambda jid: entry.status_of(jid) is not None)
+        for job in result.changes:
+            self._stage_job(entry.partition, job, now)
+            if job.status is JobStatus.MISSED:
+                self.stats.add("jobs_missed")
+        claimable = [j for j in result.to_claim if j.id not in {c.id for c in result.changes}]
+        for job in claimable:
+            self._stage_job(entry.partition, job.to(JobStatus.CLAIMED, owner=self.config.pod_id),
+                            now)
+        entry.wake_at = result.wake_at
+        if result.wake_at is not None:
+            self._wake(entry.command_id, result.wake_at)
+
+    def _stage_job(self, partition: int, job: Job, now: datetime) -> None:
+        self._writes.event(
+            partition, JobChanged(event_id=new_event_id(), pod=self.config.pod_id, ts=now, job=job)
+        )
+
+    def _sweep(self, now: datetime) -> None:
+        """Tombstone finished jobs beyond each owned command's history limit."""
+        mono = self.clock.monotonic()
+        if mono < self._next_sweep:
+            return
+        self._next_sweep = mono + self.config.retention_sweep.total_seconds()
+        for entry in list(self.book.commands.values()):
+            limit = self._policy(entry.command_id).history_limit
+            done = [j for j in self.store.jobs(command_id=entry.command_id) if j.status.terminal]
+            for job in done[: max(0, len(done) - limit)]:
+                self._writes.tombstone(entry.partition, job_key(job.id))
+                self.stats.add("jobs_expired")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _flush(self, session: LogSession) -> None:
+        self._writes.flush(session, self._committed, self._lost)
+
+    def _committed(self, partition: int, staged: list[Staged], offsets: list[int]) -> None:
+        # Our own writes go into the projection at once (read-your-writes for list_jobs);
+        # when the log hands them back, the offset filter in _ingest skips them.
+        stamp = int(self.clock.now().timestamp() * 1000)
+        self.store.apply([
+            Record(partition, offset, s.item[0], s.item[1], stamp)
+            for s, offset in zip(staged, offsets, strict=True)
+        ])
+        for s, offset in zip(staged, offsets, strict=True):
+            if s.event is None:
+                continue
+            self._apply(s.event, partition)
+            if isinstance(s.event, JobChanged):
+                job = s.event.job
+                log.info("job %s %s pod=%s partition=%d offset=%d%s", job.id, job.status,
+                         self.config.pod_id, partition, offset,
+                         f" error={job.error!r}" if job.error else "")
+                if job.status is JobStatus.CLAIMED and job.owner == self.config.pod_id:
+                    with self._armed_lock:
+                        self._armed[job.id] = (job, partition)
+                    self._timers.arm(job.id, job.due)
+
+    def _lost(self, partition: int) -> None:
+        self._drop(frozenset({partition}))
+
+    # -- graceful stop ---------------------------------------------------------------------
+
+    def _shutdown(self, session: LogSession) -> None:
+        """Stop claiming; release unstarted claims; let running jobs finish within the grace."""
+        now = self.clock.now()
+        with self._armed_lock:
+            unstarted = list(self._armed.values())
+            self._armed.clear()
+        for job, partition in unstarted:
+            self._timers.cancel(job.id)
+            self._stage_job(partition, job.to(JobStatus.SCHEDULED, owner=None), now)
+        self._outcomes()
+        self._flush(session)
+        deadline = self.clock.monotonic() + self.config.stop_grace.total_seconds()
+        while self._runner.running_count() and self.clock.monotonic() < deadline:
+            session.poll(self.config.poll_interval.total_seconds())
+            self._outcomes()
+            self._flush(session)
+        self._outcomes()
+        for entry in self.book.commands.values():
+            for job in list(entry.jobs.values()):
+                if job.status is JobStatus.RUNNING and job.owner == self.config.pod_id:
+                    grace = self.config.stop_grace.total_seconds()
+                    self._stage_job(entry.partition, job.to(
+                        JobStatus.FAILED, finished_at=self.clock.now(),
+                        error=f"pod stopped: still running after the {grace:g}s stop grace"), now)
+        self._flush(session)
+        log.info("pod %s stopped", self.config.pod_id)
+
+    def wait_idle(self, timeout: timedelta) -> None:
+        """Block until no job runs on this pod (tests and benchmarks)."""
+        end = self.clock.monotonic() + timeout.total_seconds()
+        while self._runner.running_count() and self.clock.monotonic() < end:
+            self._stop.wait(0.01)

@@ -1,0 +1,60 @@
+"""Bringing a newly owned partition up to date before acting on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from schedulerx.domain.events import ScheduleSet
+from schedulerx.domain.job import JobStatus
+from schedulerx.domain.partitioning import partition_for
+from schedulerx.engine.book import Book
+from schedulerx.ports.event_log import LogReader
+from schedulerx.ports.store import JobStore
+
+_CHUNK = 5000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_OPEN = (JobStatus.SCHEDULED, JobStatus.CLAIMED, JobStatus.RUNNING)
+
+
+def catch_up(store: JobStore, reader: LogReader, partitions: Iterable[int]) -> int:
+    """Apply every committed record of ``partitions`` the store has not seen; returns how many.
+
+    A store whose checkpoint is older than the log's first offset (the log was truncated) is
+    rebuilt from the start.
+    """
+    applied = 0
+    for p in sorted(partitions):
+        start, end = reader.bounds(p)
+        if store.next_offset(p) < start:
+            store.reset()
+            return catch_up(store, reader, range(reader.partitions))
+        offset = store.next_offset(p)
+        while offset < end:
+            batch = reader.read(p, offset, _CHUNK)
+            if not batch:
+                break
+            store.apply(batch)
+            applied += len(batch)
+            offset = batch[-1].offset + 1
+    return applied
+
+
+def seed_book(book: Book, store: JobStore, partitions: frozenset[int], total: int) -> None:
+    """Load schedules and open jobs of ``partitions`` from the (caught-up) store."""
+    for row in store.schedules():
+        p = partition_for(row.command_id, total)
+        if p not in partitions or row.removed or row.cron is None:
+            continue
+        entry = book.entry(row.command_id, p)
+        entry.schedule = ScheduleSet(
+            event_id="", pod="", ts=_EPOCH, command_id=row.command_id, cron=row.cron,
+            params=row.params, timezone=row.timezone, paused=row.paused,
+            source=getattr(row, "source", "fetcher"),
+        )
+    for status in _OPEN:
+        for job in store.jobs(status=status):
+            p = partition_for(job.command_id, total)
+            if p in partitions:
+                book.apply_job(job, p)
+

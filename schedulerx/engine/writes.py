@@ -1,0 +1,78 @@
+"""Staged writes of one loop iteration, flushed as one atomic append per partition.
+
+The loop stages events; ``flush`` appends each partition's batch and only then reports the
+committed events back (so the book and the timers never run ahead of the log). A batch that
+the log refuses stays staged and is retried; one whose partition is no longer owned is
+dropped, because the new owner decides for itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from schedulerx.domain.events import AnyEvent, JobChanged, encode, key_of
+from schedulerx.domain.job import Job
+from schedulerx.ports.event_log import Item, LogError, LogSession, NotOwner
+
+log = logging.getLogger("schedulerx.engine")
+
+
+@dataclass(slots=True)
+class Staged:
+    """One record to write and the event it carries (None for a tombstone)."""
+
+    item: Item
+    event: AnyEvent | None
+
+
+@dataclass(slots=True)
+class Writes:
+    """Pending records per partition and the latest staged state of each job."""
+
+    batches: dict[int, list[Staged]] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+
+    def event(self, partition: int, event: AnyEvent) -> None:
+        """Stage ``event`` for ``partition``."""
+        self.batches.setdefault(partition, []).append(Staged((key_of(event), encode(event)), event))
+        if isinstance(event, JobChanged):
+            self.jobs[event.job.id] = event.job
+
+    def tombstone(self, partition: int, key: bytes) -> None:
+        """Stage a tombstone for ``key``."""
+        self.batches.setdefault(partition, []).append(Staged((key, None), None))
+
+    def latest(self, job_id: str) -> Job | None:
+        """The job's staged state, if this iteration changed it."""
+        return self.jobs.get(job_id)
+
+    def flush(
+        self,
+        session: LogSession,
+        committed: Callable[[int, list[Staged], list[int]], None],
+        lost: Callable[[int], None],
+    ) -> bool:
+        """Append every batch. ``committed(partition, staged, offsets)`` after each success,
+        ``lost(partition)`` when the partition is not owned any more. Returns False when the
+        log refused a batch (it stays staged for the next flush)."""
+        ok = True
+        for partition in list(self.batches):
+            staged = self.batches[partition]
+            try:
+                offsets = session.append(partition, [s.item for s in staged])
+            except NotOwner:
+                log.warning("partition %d lost before %d writes committed", partition, len(staged))
+                del self.batches[partition]
+                lost(partition)
+                continue
+            except LogError as exc:
+                log.error("write to partition %d failed, will retry: %s", partition, exc)
+                ok = False
+                continue
+            del self.batches[partition]
+            committed(partition, staged, offsets)
+        if not self.batches:
+            self.jobs.clear()
+        return ok

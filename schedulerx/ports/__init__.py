@@ -1,0 +1,1 @@
+"""Ports: one Protocol per module. Adapters live in schedulerx.backends."""
