@@ -17,6 +17,8 @@ from schedulerx.domain.schedule import Policy
 
 LOOKAHEAD = 2
 """How many future jobs every active command keeps in ``scheduled`` (or ``claimed``) state."""
+MAX_BACKFILL = 10_000
+"""At most this many past cron times are backfilled in one plan (the newest ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,10 @@ class CommandView:
     policy: Policy
     open_jobs: tuple[Job, ...]
     """The command's jobs that are not terminal."""
+    horizon: datetime | None = None
+    """Planned up to here: the later of the newest planned job's time and when the current
+    schedule took effect. Cron times in (horizon, now] that have no job yet (the pods were
+    down) are backfilled, so each becomes a job that runs or is ``missed`` with a reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,15 @@ def plan(
         elif job.due <= now + lead:
             due.append(job)
 
+    if view.registered and view.horizon is not None and wanted:
+        for t in _backfill(view, now):
+            jid = job_id(view.command_id, t)
+            if jid not in open_ids and not exists(jid):
+                job = Job(id=jid, command_id=view.command_id, scheduled_at=t,
+                          status=JobStatus.SCHEDULED, params=view.params)
+                changes.append(job)
+                due.append(job)
+
     if view.registered:
         for t in wanted:
             jid = job_id(view.command_id, t)
@@ -115,6 +130,18 @@ def plan(
         to_claim=tuple(to_claim),
         wake_at=_wake_at(view, wanted, lead, now),
     )
+
+
+def _backfill(view: CommandView, now: datetime) -> list[datetime]:
+    """Cron times after the horizon up to ``now`` (the newest MAX_BACKFILL of them)."""
+    assert view.horizon is not None and view.cron is not None
+    cron = Cron.parse(view.cron, view.timezone)
+    times: list[datetime] = []
+    for t in cron.times_between(view.horizon, now):
+        times.append(t)
+        if len(times) > MAX_BACKFILL:
+            del times[0]
+    return times
 
 
 def _cancel_reason(view: CommandView) -> str:

@@ -29,6 +29,15 @@ class CommandEntry:
     jobs: dict[str, Job] = field(default_factory=dict)
     recent_done: OrderedDict[str, JobStatus] = field(default_factory=OrderedDict)
     wake_at: datetime | None = None
+    horizon: datetime | None = None
+    """The newest scheduled time of a planned job seen for this command."""
+
+    def planned_until(self) -> datetime | None:
+        """The planner's horizon: newest planned job, or when the schedule took effect."""
+        since = self.schedule.ts if self.schedule is not None and self.schedule.event_id else None
+        if self.horizon is None or since is None:
+            return self.horizon
+        return max(self.horizon, since)
 
     def status_of(self, jid: str) -> JobStatus | None:
         """The known status of job ``jid`` (None: unknown)."""
@@ -81,6 +90,8 @@ class Book:
         status = e.status_of(job.id)
         if status is not None and not allowed(status, job.status):
             return False
+        if job.trigger == "schedule" and (e.horizon is None or job.scheduled_at > e.horizon):
+            e.horizon = job.scheduled_at
         if job.status.terminal:
             e.jobs.pop(job.id, None)
             e.recent_done[job.id] = job.status

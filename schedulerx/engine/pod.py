@@ -369,6 +369,7 @@ class Pod:
             registered=reg is not None,
             policy=reg.policy if reg else _DEFAULT_POLICY,
             open_jobs=tuple(entry.jobs.values()),
+            horizon=entry.planned_until(),
         )
         result = plan(view, now, self.config.claim_lead,
                       lambda jid: entry.status_of(jid) is not None)

@@ -52,6 +52,12 @@ def seed_book(book: Book, store: JobStore, partitions: frozenset[int], total: in
             params=row.params, timezone=row.timezone, paused=row.paused,
             source=getattr(row, "source", "fetcher"),
         )
+    for entry in book.commands.values():
+        if entry.partition in partitions:
+            planned = [j for j in store.jobs(command_id=entry.command_id)
+                       if j.trigger == "schedule"]
+            if planned:
+                entry.horizon = planned[-1].scheduled_at
     for status in _OPEN:
         for job in store.jobs(status=status):
             p = partition_for(job.command_id, total)

@@ -1,0 +1,74 @@
+"""A test app whose commands write their own ledger: one line ``<job id> <pod id>`` per run.
+
+The ledger is the evidence the guarantee tests judge by (not the scheduler's opinion): it is
+appended with O_APPEND and fsync'ed before ``execute`` returns. Configured by environment:
+
+- ``LEDGER``: the ledger file (required)
+- ``COMMANDS``: how many commands ``c0 .. cN-1`` (default 3)
+- ``CRON``: their schedule (default every second, ``*/1 * * * * *``)
+- ``SLEEP``: seconds each run takes (default 0)
+- ``MISFIRE_GRACE``: seconds (default 30)
+- ``TIMEOUT``: per-command timeout in seconds (default none)
+- ``FAIL_EVERY``: fail runs whose second is a multiple of this (default never)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import timedelta
+
+from schedulerx import Scheduler, StaticScheduleFetcher, current_job
+
+LEDGER = os.environ["LEDGER"]
+COUNT = int(os.environ.get("COMMANDS", "3"))
+CRON = os.environ.get("CRON", "*/1 * * * * *")
+SLEEP = float(os.environ.get("SLEEP", "0"))
+GRACE = float(os.environ.get("MISFIRE_GRACE", "30"))
+TIMEOUT = os.environ.get("TIMEOUT")
+FAIL_EVERY = int(os.environ.get("FAIL_EVERY", "0"))
+
+
+def _record(pod: str) -> None:
+    job = current_job()
+    line = f"{job.id} {pod}\n".encode()
+    fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LedgerCommand:
+    """Writes the ledger line, then sleeps SLEEP seconds, then maybe fails."""
+
+    def __init__(self, command_id: str, pod: str):
+        self.id = command_id
+        self._pod = pod
+
+    def execute(self, params: Sequence[str]) -> None:
+        _record(self._pod)
+        if SLEEP:
+            import time
+
+            time.sleep(SLEEP)
+        if FAIL_EVERY and current_job().scheduled_at.second % FAIL_EVERY == 0:
+            raise RuntimeError("planned failure")
+
+
+def make_scheduler() -> Scheduler:
+    ids = [f"c{i}" for i in range(COUNT)]
+    scheduler = Scheduler(
+        StaticScheduleFetcher({cid: (CRON, []) for cid in ids}),
+        refresh_interval=timedelta(seconds=2),
+        stop_grace=timedelta(seconds=10),
+    )
+    pod = os.environ.get("SCHEDULERX_POD_ID") or scheduler.pod_id
+    for cid in ids:
+        scheduler.register(
+            LedgerCommand(cid, pod),
+            misfire_grace=timedelta(seconds=GRACE),
+            timeout=timedelta(seconds=float(TIMEOUT)) if TIMEOUT else None,
+        )
+    return scheduler

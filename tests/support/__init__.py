@@ -1,0 +1,1 @@
+"""Helpers for the test suite: pods as OS processes, the CLI, ledgers."""
