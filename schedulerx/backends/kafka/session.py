@@ -1,0 +1,320 @@
+"""A pod's group membership over Kafka: ownership, fenced writes, and the requests inbox.
+
+- Membership: a consumer in the group subscribed to the state topic with the cooperative-sticky
+  assignor. Its partitions are paused (it never fetches): the engine catches up through a
+  reader and applies its own writes, since only the owner writes a state partition.
+- Fencing: partition *p* is written only through a transactional producer whose
+  ``transactional_id`` is derived from *p*. On assignment, ``init_transactions()`` fences the
+  previous owner (its open transaction is aborted, its next commit fails) before the partition
+  counts as owned.
+- Lease: a partition counts as owned only while the last heartbeat answer from the group
+  coordinator is younger than 2/3 of the session timeout, so a paused (SIGSTOP) pod that wakes
+  up starts nothing before it has heard from the group again — by then its partitions moved.
+- Requests: a second consumer reads the owned partitions of ``<topic>-requests`` and commits
+  what it returned at the next poll (at-least-once; the engine makes redelivery harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.errors import (
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+)
+from kafka.structs import OffsetAndMetadata
+
+from schedulerx.backends.kafka.errors import describe
+from schedulerx.backends.kafka.settings import KafkaSettings
+from schedulerx.ports.event_log import Item, LogError, NotOwner, Poll
+
+log = logging.getLogger("schedulerx.kafka")
+_FENCED = (ProducerFencedError, InvalidProducerEpochError)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs inside ``consumer.poll`` on the loop thread: only records the change."""
+
+    def __init__(self, session: KafkaSession):
+        self._session = session
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._session._revoke({tp.partition for tp in revoked}, "revoked")
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._session._pending_assigned.update(tp.partition for tp in assigned)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self._session._revoke({tp.partition for tp in lost}, "lost")
+
+
+class KafkaSession:
+    """A pod's membership in the group (the ``LogSession`` port)."""
+
+    def __init__(self, settings: KafkaSettings, partitions: int, pod_id: str):
+        self._s = settings
+        self._pod_id = pod_id
+        self._partitions = partitions
+        self._lock = threading.Lock()
+        self._owned: set[int] = set()
+        self._pending_assigned: set[int] = set()
+        self._pending_revoked: set[int] = set()
+        self._producers: dict[int, Any] = {}
+        self._broken: set[int] = set()
+        self._to_commit: dict[Any, Any] = {}
+        self._closed = False
+        session_ms = settings.session_timeout_ms
+        self._lease_s = session_ms / 1000 * 2 / 3
+        kw = settings.client_kwargs()
+        try:
+            self._consumer: Any = KafkaConsumer(
+                **kw,
+                group_id=settings.group,
+                group_instance_id=pod_id if settings.static_membership else None,
+                client_id=f"schedulerx-{pod_id}",
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="latest",
+                partition_assignment_strategy=[CooperativeStickyAssignor],
+                session_timeout_ms=session_ms,
+                heartbeat_interval_ms=max(100, session_ms // 4),
+                max_poll_interval_ms=max(300_000, session_ms * 3),
+            )
+            self._consumer.subscribe([settings.topic], listener=_Listener(self))
+            self._inbox: Any = KafkaConsumer(
+                **kw,
+                group_id=f"{settings.group}-requests",
+                client_id=f"schedulerx-{pod_id}-requests",
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+            )
+        except KafkaError as exc:
+            raise LogError(f"cannot join group {settings.group!r}: {describe(exc)}") from None
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="schedulerx-txinit")
+
+    # -- port ------------------------------------------------------------------------------
+
+    @property
+    def pod_id(self) -> str:
+        """This pod's id."""
+        return self._pod_id
+
+    def owned(self) -> frozenset[int]:
+        """Owned partitions; empty while the group lease is not fresh."""
+        with self._lock:
+            if self._closed or not self._lease_fresh():
+                return frozenset()
+            return frozenset(self._owned)
+
+    def poll(self, timeout_s: float) -> Poll:
+        """Drive membership; fence and take newly assigned partitions; read requests."""
+        self._commit_requests()
+        try:
+            self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=1)
+        except KafkaError as exc:
+            log.warning("group poll failed (will retry): %s", describe(exc))
+        with self._lock:
+            assigned, self._pending_assigned = self._pending_assigned, set()
+            revoked, self._pending_revoked = self._pending_revoked, set()
+        for p in revoked:
+            self._close_producer(p)
+        ready = self._take(assigned - revoked)
+        if ready or revoked:
+            self._reassign_inbox()
+        return Poll(assigned=frozenset(ready), revoked=frozenset(revoked),
+                    requests=self._read_requests())
+
+    def append(self, partition: int, items: Sequence[Item]) -> list[int]:
+        """One transaction on ``partition``'s fenced producer; offsets once committed."""
+        if partition not in self.owned():
+            raise NotOwner(f"partition {partition} is not owned by {self._pod_id}")
+        producer = self._producer(partition)
+        try:
+            producer.begin_transaction()
+            futures = [
+                producer.send(self._s.topic, key=k, value=v, partition=partition)
+                for k, v in items
+            ]
+            producer.commit_transaction()
+            return [int(f.get(timeout=10).offset) for f in futures]
+        except _FENCED as exc:
+            self._revoke({partition}, f"fenced ({type(exc).__name__})")
+            self._close_producer(partition)
+            raise NotOwner(f"partition {partition}: fenced by a newer owner") from None
+        except KafkaError as exc:
+            self._abort(partition, producer)
+            raise LogError(f"append to partition {partition} failed: {describe(exc)}") from None
+
+    def close(self) -> None:
+        """Leave the group promptly and close every client."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            owned = set(self._owned)
+            self._owned.clear()
+        for p in owned:
+            self._close_producer(p)
+        for client in (self._inbox, self._consumer):
+            try:
+                client.close(autocommit=False, timeout_ms=5000)
+            except Exception as exc:
+                log.debug("closing a consumer failed: %s", describe(exc))
+        if self._s.static_membership:
+            self._leave_static()
+        self._pool.shutdown(wait=False)
+
+    # -- ownership -------------------------------------------------------------------------
+
+    def _lease_fresh(self) -> bool:
+        hb = self._consumer._coordinator.heartbeat
+        last = max(hb.last_receive, hb.last_reset)
+        return bool(time.monotonic() - last < self._lease_s)
+
+    def _revoke(self, partitions: set[int], why: str) -> None:
+        with self._lock:
+            gone = partitions & (self._owned | self._pending_assigned)
+            self._owned -= partitions
+            self._pending_assigned -= partitions
+            self._pending_revoked |= gone
+        if gone:
+            log.info("pod %s: partitions %s %s", self._pod_id, sorted(gone), why)
+
+    def _take(self, partitions: set[int]) -> set[int]:
+        """Fence the previous owners (init_transactions, in parallel); returns the ready."""
+        if not partitions:
+            return set()
+        tps = [TopicPartition(self._s.topic, p) for p in partitions]
+        self._consumer.pause(*tps)
+        futures = {p: self._pool.submit(self._new_producer, p) for p in partitions}
+        ready: set[int] = set()
+        for p, fut in futures.items():
+            try:
+                producer = fut.result()
+            except KafkaError as exc:
+                log.error("cannot take partition %d (init_transactions): %s", p, describe(exc))
+                continue
+            with self._lock:
+                still = p not in self._pending_revoked
+                if still:
+                    self._producers[p] = producer
+                    self._owned.add(p)
+            if still:
+                ready.add(p)
+            else:
+                producer.close(timeout=1)
+        return ready
+
+    def _new_producer(self, partition: int) -> Any:
+        producer = KafkaProducer(
+            **self._s.client_kwargs(),
+            client_id=f"schedulerx-{self._pod_id}-p{partition}",
+            transactional_id=f"schedulerx.{self._s.group}.{self._s.topic}.{partition}",
+            acks="all",
+            enable_idempotence=True,
+            max_block_ms=10_000,
+            request_timeout_ms=10_000,
+            linger_ms=0,
+        )
+        producer.init_transactions()
+        return producer
+
+    def _producer(self, partition: int) -> Any:
+        with self._lock:
+            producer = self._producers.get(partition)
+            broken = partition in self._broken
+        if producer is not None and not broken:
+            return producer
+        if producer is not None:
+            self._close_producer(partition)
+        try:
+            producer = self._new_producer(partition)
+        except _FENCED:
+            self._revoke({partition}, "fenced")
+            raise NotOwner(f"partition {partition}: fenced by a newer owner") from None
+        except KafkaError as exc:
+            raise LogError(f"partition {partition}: producer not ready: {describe(exc)}") from None
+        with self._lock:
+            self._producers[partition] = producer
+            self._broken.discard(partition)
+        return producer
+
+    def _abort(self, partition: int, producer: Any) -> None:
+        try:
+            producer.abort_transaction()
+        except Exception as exc:
+            # A fatal state: a fresh producer with the same transactional id (init) recovers.
+            log.warning("abort on partition %d failed (%s); producer will be rebuilt",
+                        partition, describe(exc))
+            with self._lock:
+                self._broken.add(partition)
+
+    def _close_producer(self, partition: int) -> None:
+        with self._lock:
+            producer = self._producers.pop(partition, None)
+            self._broken.discard(partition)
+        if producer is not None:
+            try:
+                producer.close(timeout=2)
+            except Exception as exc:
+                log.debug("closing producer %d failed: %s", partition, describe(exc))
+
+    def _leave_static(self) -> None:
+        from kafka.admin import MemberToRemove
+
+        from schedulerx.backends.kafka.admin import connect_admin
+
+        try:
+            admin = connect_admin(self._s)
+            try:
+                admin.remove_group_members(self._s.group,
+                                           [MemberToRemove(group_instance_id=self._pod_id)])
+            finally:
+                admin.close()
+        except Exception as exc:
+            log.warning("could not remove static member %s: %s", self._pod_id, describe(exc))
+
+    # -- requests inbox --------------------------------------------------------------------
+
+    def _reassign_inbox(self) -> None:
+        with self._lock:
+            owned = sorted(self._owned)
+            self._to_commit = {tp: o for tp, o in self._to_commit.items()
+                               if tp.partition in self._owned}
+        self._inbox.assign([TopicPartition(self._s.requests_topic, p) for p in owned])
+
+    def _read_requests(self) -> list[bytes]:
+        if not self._inbox.assignment():
+            return []
+        try:
+            batch = self._inbox.poll(timeout_ms=0, max_records=500)
+        except KafkaError as exc:
+            log.warning("reading requests failed (will retry): %s", describe(exc))
+            return []
+        out: list[bytes] = []
+        for tp, records in batch.items():
+            for r in records:
+                out.append(r.value or b"")
+            if records:
+                self._to_commit[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+        return out
+
+    def _commit_requests(self) -> None:
+        if not self._to_commit:
+            return
+        offsets, self._to_commit = self._to_commit, {}
+        try:
+            self._inbox.commit(offsets)
+        except KafkaError as exc:
+            log.warning("committing request offsets failed (they will be redelivered): %s",
+                        describe(exc))
