@@ -50,9 +50,14 @@ def submit(backend: BackendConfig, request: Request) -> str:
                     current = None
                     if row is not None and row.cron is not None and not row.removed:
                         current = ScheduleSet(
-                            event_id="", pod="", ts=datetime.now(UTC),
-                            command_id=row.command_id, cron=row.cron, params=row.params,
-                            timezone=row.timezone, paused=row.paused,
+                            event_id="",
+                            pod="",
+                            ts=datetime.now(UTC),
+                            command_id=row.command_id,
+                            cron=row.cron,
+                            params=row.params,
+                            timezone=row.timezone,
+                            paused=row.paused,
                         )
                     events = from_request(request, current, False, CLI_POD, datetime.now(UTC))
                     p = partition_for(request.command_id, log_.partitions)

@@ -34,7 +34,7 @@ def jobs_as_of(
     from projections import MemoryView
     from projections.sync import catch_up
 
-    log_ = open_log(backend)
+    log_ = open_log(backend, create=False)
     try:
         reader = log_.reader()
         try:
@@ -80,7 +80,7 @@ def replay(
 ) -> Iterator[Entry]:
     """Every record in time order (merged across partitions), filtered; ``follow`` waits
     for new records after the end, until interrupted."""
-    log_ = open_log(backend)
+    log_ = open_log(backend, create=False)
     reader = log_.reader()
     try:
         next_off = {p: reader.bounds(p)[0] for p in range(reader.partitions)}

@@ -27,7 +27,7 @@ def open_query(
     from projections.sync import catch_up
 
     owned = event_log is None
-    log_ = event_log or open_log(backend)
+    log_ = event_log or open_log(backend, create=False)
     try:
         if backend.kafka is None:
             try:

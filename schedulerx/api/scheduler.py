@@ -151,8 +151,9 @@ class Scheduler:
             self._opened = event_log
             path = self._backend.projection_dir("pod" if self._log is None else self.pod_id)
             store = ProjectionStore(path, event_log.partitions)
-            pod = Pod(event_log, store, self._registrations, self.fetcher, self._pod_config,
-                      self._clock)
+            pod = Pod(
+                event_log, store, self._registrations, self.fetcher, self._pod_config, self._clock
+            )
             try:
                 pod.start()
             except BaseException:

@@ -51,15 +51,23 @@ class BackendConfig:
         return self.data_dir / "kafka" / safe / owner
 
 
-def open_log(config: BackendConfig) -> EventLog:
-    """The event log ``config`` names (Kafka imported only when selected)."""
+def open_log(config: BackendConfig, *, create: bool = True) -> EventLog:
+    """The event log ``config`` names (Kafka imported only when selected).
+
+    ``create=False`` (readers: jobs, replay) raises LogError instead of creating an empty
+    data dir or topic.
+    """
     if config.kafka is None:
         from schedulerx.backends.embedded import EmbeddedLog
 
-        return EmbeddedLog(config.data_dir, config.partitions)
-    from schedulerx.backends.kafka import KafkaLog  # type: ignore[attr-defined,unused-ignore]
+        return EmbeddedLog(config.data_dir, config.partitions, create=create)
+    from schedulerx.backends.kafka import KafkaLog
 
     log: EventLog = KafkaLog(
-        config.kafka, topic=config.topic, group=config.group, partitions=config.partitions
+        config.kafka,
+        topic=config.topic,
+        group=config.group,
+        partitions=config.partitions,
+        create_topic=create,
     )
     return log

@@ -91,8 +91,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         for i, c in enumerate(row):
             widths[i] = max(widths[i], len(c))
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-              for row in cells]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     return "\n".join(lines)
 
 

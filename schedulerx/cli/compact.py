@@ -14,8 +14,12 @@ EXAMPLES = """examples:
 
 def add_parser(sub: Any) -> None:
     """Register ``compact``."""
-    p = sub.add_parser("compact", help="compact the embedded log (no pod may run)",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "compact",
+        help="compact the embedded log (no pod may run)",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_connection_flags(p)
     p.set_defaults(handler=handle)
 

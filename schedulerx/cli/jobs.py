@@ -28,8 +28,12 @@ EXAMPLES = """examples:
 
 def add_parser(sub: Any) -> None:
     """Register the ``jobs`` subcommand."""
-    p = sub.add_parser("jobs", help="list jobs: completed runs and the next 2 per command",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "jobs",
+        help="list jobs: completed runs and the next 2 per command",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_connection_flags(p)
     p.add_argument("--command", dest="command_id", metavar="ID", help="only this command")
     p.add_argument("--status", choices=[s.value for s in JobStatus], help="only this status")
@@ -48,13 +52,14 @@ def handle(args: argparse.Namespace) -> int:
     if args.as_of:
         from schedulerx.api.history import jobs_as_of
 
-        found = jobs_as_of(backend, parse_time(args.as_of), command_id=args.command_id,
-                           status=status)
+        found = jobs_as_of(
+            backend, parse_time(args.as_of), command_id=args.command_id, status=status
+        )
     else:
         with open_query(backend, progress=_progress if sys.stderr.isatty() else None) as view:
             found = view.jobs(command_id=args.command_id, status=status)
     if args.limit is not None:
-        found = found[-args.limit:]
+        found = found[-args.limit :]
     render(found, args.json)
     return 0
 
@@ -65,12 +70,20 @@ def render(found: list[Job], as_json: bool) -> None:
         print_json([job_json(j) for j in found])
         return
     rows = [
-        (j.id, j.status, iso(j.scheduled_at), j.owner, iso(j.started_at), iso(j.finished_at),
-         j.error)
+        (
+            j.id,
+            j.status,
+            iso(j.scheduled_at),
+            j.owner,
+            iso(j.started_at),
+            iso(j.finished_at),
+            j.error,
+        )
         for j in found
     ]
-    sys.stdout.write(table(["job", "status", "scheduled", "owner", "started", "finished",
-                            "error"], rows) + "\n")
+    sys.stdout.write(
+        table(["job", "status", "scheduled", "owner", "started", "finished", "error"], rows) + "\n"
+    )
     sys.stdout.write(f"{len(found)} jobs\n")
 
 

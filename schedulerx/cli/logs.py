@@ -27,9 +27,7 @@ def configure(level: int = logging.INFO, fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(_Json())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

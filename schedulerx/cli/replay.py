@@ -29,8 +29,12 @@ EXAMPLES = """examples:
 
 def add_parser(sub: Any) -> None:
     """Register the ``replay`` subcommand."""
-    p = sub.add_parser("replay", help="the event history from the log", epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "replay",
+        help="the event history from the log",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_connection_flags(p)
     p.add_argument("--command", dest="command_id", metavar="ID", help="only this command")
     p.add_argument("--job", dest="job_id", metavar="JOB_ID", help="only this job")
@@ -41,8 +45,9 @@ def add_parser(sub: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Print the history."""
-    for entry in replay(backend_of(args), command_id=args.command_id, job_id=args.job_id,
-                        follow=args.follow):
+    for entry in replay(
+        backend_of(args), command_id=args.command_id, job_id=args.job_id, follow=args.follow
+    ):
         line = as_json(entry) if args.json else describe(entry)
         sys.stdout.write(line + "\n")
         if args.follow:
@@ -80,8 +85,10 @@ def describe(entry: Entry) -> str:
     if isinstance(e, ScheduleSet):
         state = " paused" if e.paused else ""
         params = " " + " ".join(e.params) if e.params else ""
-        return (f"{head}  schedule {e.command_id} = {e.cron!r} {e.timezone}{params}{state} "
-                f"(from {e.source}, by {e.pod})")
+        return (
+            f"{head}  schedule {e.command_id} = {e.cron!r} {e.timezone}{params}{state} "
+            f"(from {e.source}, by {e.pod})"
+        )
     if isinstance(e, ScheduleRemoved):
         return f"{head}  schedule {e.command_id} removed (from {e.source}, by {e.pod})"
     if isinstance(e, ScheduleRejected):

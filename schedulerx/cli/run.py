@@ -22,18 +22,31 @@ EXAMPLES = """examples:
 
 def add_parser(sub: Any) -> None:
     """Register the ``run`` subcommand."""
-    p = sub.add_parser("run", help="run a pod", epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("app", metavar="APP",
-                   help="path/to/file.py[:attr] or module:attr naming a Scheduler "
-                        "(or a zero-argument factory); attr defaults to 'scheduler'")
+    p = sub.add_parser(
+        "run",
+        help="run a pod",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "app",
+        metavar="APP",
+        help="path/to/file.py[:attr] or module:attr naming a Scheduler "
+        "(or a zero-argument factory); attr defaults to 'scheduler'",
+    )
     add_connection_flags(p)
-    p.add_argument("--pod-id", default=os.environ.get("SCHEDULERX_POD_ID"),
-                   help="this pod's id (Kafka: static group membership)")
+    p.add_argument(
+        "--pod-id",
+        default=os.environ.get("SCHEDULERX_POD_ID"),
+        help="this pod's id (Kafka: static group membership)",
+    )
     p.add_argument("--workers", type=int, help="executor threads")
     p.add_argument("--log-level", default=os.environ.get("SCHEDULERX_LOG_LEVEL", "info"))
-    p.add_argument("--log-format", choices=["text", "json"],
-                   default=os.environ.get("SCHEDULERX_LOG_FORMAT", "text"))
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("SCHEDULERX_LOG_FORMAT", "text"),
+    )
     p.set_defaults(handler=handle)
 
 

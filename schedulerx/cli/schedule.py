@@ -32,31 +32,51 @@ TRIGGER_EXAMPLES = """examples:
 
 def add_parser(sub: Any) -> None:
     """Register ``schedule`` (with its actions) and ``trigger``."""
-    p = sub.add_parser("schedule", help="show or change schedules", epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "schedule",
+        help="show or change schedules",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    s = actions.add_parser("set", help="set a command's cron schedule and params",
-                           epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = actions.add_parser(
+        "set",
+        help="set a command's cron schedule and params",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_connection_flags(s)
     s.add_argument("command_id", metavar="ID")
     s.add_argument("cron", metavar="CRON", help="5 fields, or 6 with seconds first, or @daily")
     s.add_argument("params", metavar="PARAM", nargs=argparse.REMAINDER, help="params")
     s.add_argument("--timezone", default="UTC", help="IANA time zone (UTC)")
     s.set_defaults(handler=handle_set)
-    ls = actions.add_parser("list", help="every command's schedule", epilog=EXAMPLES,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    ls = actions.add_parser(
+        "list",
+        help="every command's schedule",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_connection_flags(ls)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=handle_list)
-    for name, doc in (("pause", "stop planning new jobs (future ones are canceled)"),
-                      ("resume", "plan again"), ("remove", "delete the schedule")):
-        a = actions.add_parser(name, help=doc, epilog=EXAMPLES,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, doc in (
+        ("pause", "stop planning new jobs (future ones are canceled)"),
+        ("resume", "plan again"),
+        ("remove", "delete the schedule"),
+    ):
+        a = actions.add_parser(
+            name, help=doc, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         add_connection_flags(a)
         a.add_argument("command_id", metavar="ID")
         a.set_defaults(handler=handle_change, action=name)
-    t = sub.add_parser("trigger", help="run a command now, once", epilog=TRIGGER_EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser(
+        "trigger",
+        help="run a command now, once",
+        epilog=TRIGGER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_connection_flags(t)
     t.add_argument("command_id", metavar="ID")
     t.add_argument("params", metavar="PARAM", nargs="*", help="params (default: the schedule's)")
@@ -90,8 +110,13 @@ def handle_set(args: argparse.Namespace) -> int:
         Cron.parse(args.cron, args.timezone)
     except CronError as exc:
         raise UserError(str(exc)) from None
-    request = Request(command_id=args.command_id, cron=args.cron, params=tuple(args.params),
-                      timezone=args.timezone, source="cli")
+    request = Request(
+        command_id=args.command_id,
+        cron=args.cron,
+        params=tuple(args.params),
+        timezone=args.timezone,
+        source="cli",
+    )
     return _send(backend_of(args), request)
 
 
@@ -102,8 +127,7 @@ def handle_change(args: argparse.Namespace) -> int:
     if args.action == "remove":
         request = Request(command_id=args.command_id, remove=True, source="cli")
     else:
-        request = Request(command_id=args.command_id, paused=args.action == "pause",
-                          source="cli")
+        request = Request(command_id=args.command_id, paused=args.action == "pause", source="cli")
     return _send(backend, request)
 
 
@@ -112,22 +136,36 @@ def handle_trigger(args: argparse.Namespace) -> int:
     backend = backend_of(args)
     _require_known(backend, args.command_id)
     params = tuple(args.params) if args.params else None
-    return _send(backend, Request(command_id=args.command_id, trigger=True, params=params,
-                                  source="cli"))
+    return _send(
+        backend, Request(command_id=args.command_id, trigger=True, params=params, source="cli")
+    )
 
 
 def handle_list(args: argparse.Namespace) -> int:
     """Print every schedule."""
     rows = sorted(_known(backend_of(args)).values(), key=lambda s: s.command_id)
     if args.json:
-        print_json([
-            {"command_id": s.command_id, "cron": s.cron, "params": list(s.params),
-             "timezone": s.timezone, "paused": s.paused}
-            for s in rows
-        ])
+        print_json(
+            [
+                {
+                    "command_id": s.command_id,
+                    "cron": s.cron,
+                    "params": list(s.params),
+                    "timezone": s.timezone,
+                    "paused": s.paused,
+                }
+                for s in rows
+            ]
+        )
         return 0
-    sys.stdout.write(table(["command", "cron", "timezone", "paused", "params"], [
-        (s.command_id, s.cron, s.timezone, "yes" if s.paused else "", " ".join(s.params))
-        for s in rows
-    ]) + "\n")
+    sys.stdout.write(
+        table(
+            ["command", "cron", "timezone", "paused", "params"],
+            [
+                (s.command_id, s.cron, s.timezone, "yes" if s.paused else "", " ".join(s.params))
+                for s in rows
+            ],
+        )
+        + "\n"
+    )
     return 0

@@ -14,11 +14,19 @@ EXAMPLES = """examples:
 
 def add_parser(sub: Any) -> None:
     """Register ``topic create``."""
-    p = sub.add_parser("topic", help="manage the Kafka topic", epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "topic",
+        help="manage the Kafka topic",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    c = actions.add_parser("create", help="create the compacted state topic", epilog=EXAMPLES,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    c = actions.add_parser(
+        "create",
+        help="create the compacted state topic",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_connection_flags(c)
     c.add_argument("--partitions", type=int, default=12)
     c.add_argument("--replication-factor", type=int, default=1)
@@ -32,7 +40,8 @@ def handle_create(args: argparse.Namespace) -> int:
         raise UserError("topic create needs --kafka BOOTSTRAP (the embedded log needs no topic)")
     from schedulerx.backends.kafka import admin  # type: ignore[attr-defined,unused-ignore]
 
-    created = admin.create_topics(backend.kafka, backend.topic, args.partitions,
-                                  args.replication_factor)
+    created = admin.create_topics(
+        backend.kafka, backend.topic, args.partitions, args.replication_factor
+    )
     sys.stdout.write(f"{created}\n")
     return 0

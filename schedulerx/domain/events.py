@@ -4,8 +4,8 @@ Schema rules (see docs/events.md): each event carries ``v`` (schema version), ``
 ``pod`` (producer) and ``ts`` (producer time). New fields get defaults; tags never change;
 unknown fields are ignored, so old readers keep working on newer events of a known tag.
 
-Keys: ``cmd/<command_id>`` for the command's schedule record and ``job/<job_id>`` for job
-state. Each record carries the full state of its key, so the record that compaction keeps is
+Keys: ``cmd/<command_id>`` for the command's schedule record, ``job/<job_id>`` for job
+state and ``rejected/<command_id>`` for the last refused change request. Each record carries the full state of its key, so the record that compaction keeps is
 enough. A tombstone (value ``None``) under ``job/<id>`` deletes a finished job (retention).
 """
 
@@ -114,6 +114,10 @@ def key_of(event: AnyEvent) -> bytes:
     """The record key under which ``event`` is written."""
     if isinstance(event, JobChanged):
         return job_key(event.job.id)
+    if isinstance(event, ScheduleRejected):
+        # Its own key: under compaction a rejection must never shadow the schedule it left
+        # unchanged; compaction keeps the last rejection per command.
+        return f"rejected/{event.command_id}".encode()
     if isinstance(event, JobTriggered):
         # Requests are not state: a key of their own so compaction never shadows a schedule.
         return f"trigger/{event.command_id}/{event.event_id}".encode()

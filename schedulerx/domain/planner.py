@@ -92,8 +92,10 @@ def plan(
         if job.status is not JobStatus.SCHEDULED:
             continue
         planned = job.trigger == "schedule" and job.attempt == 1
-        if planned and job.scheduled_at > now and (
-            job.id not in wanted_ids or job.params != view.params
+        if (
+            planned
+            and job.scheduled_at > now
+            and (job.id not in wanted_ids or job.params != view.params)
         ):
             changes.append(job.to(JobStatus.CANCELED, error=reason, finished_at=now))
         elif job.due <= now + lead:
@@ -103,8 +105,13 @@ def plan(
         for t in _backfill(view, now):
             jid = job_id(view.command_id, t)
             if jid not in open_ids and not exists(jid):
-                job = Job(id=jid, command_id=view.command_id, scheduled_at=t,
-                          status=JobStatus.SCHEDULED, params=view.params)
+                job = Job(
+                    id=jid,
+                    command_id=view.command_id,
+                    scheduled_at=t,
+                    status=JobStatus.SCHEDULED,
+                    params=view.params,
+                )
                 changes.append(job)
                 due.append(job)
 
@@ -207,9 +214,7 @@ def recover(jobs: Iterable[Job], now: datetime, policy_of: Callable[[str], Polic
     """
     out: list[Job] = []
     for job in jobs:
-        if job.status is JobStatus.RUNNING or (
-            job.status is JobStatus.CLAIMED and job.due <= now
-        ):
+        if job.status is JobStatus.RUNNING or (job.status is JobStatus.CLAIMED and job.due <= now):
             policy = policy_of(job.command_id)
             prior = f"owner lost ({job.owner}, {job.status})"
             if job.status is JobStatus.RUNNING and job.attempt <= policy.retries:

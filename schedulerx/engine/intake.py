@@ -36,7 +36,11 @@ def from_request(
     def reject(reason: str) -> list[AnyEvent]:
         return [
             ScheduleRejected(
-                event_id=new_event_id(), pod=pod, ts=now, command_id=cid, reason=reason,
+                event_id=new_event_id(),
+                pod=pod,
+                ts=now,
+                command_id=cid,
+                reason=reason,
                 request=request.request_id,
             )
         ]
@@ -44,8 +48,8 @@ def from_request(
     if request.trigger:
         if current is None and not registered:
             return reject(f"unknown command {cid!r}: no schedule and not registered")
-        params = request.params if request.params is not None else (
-            current.params if current else ()
+        params = (
+            request.params if request.params is not None else (current.params if current else ())
         )
         job = Job(
             id=job_id(cid, now, suffix=f"~manual-{request.request_id[:12]}"),
@@ -59,8 +63,11 @@ def from_request(
     if request.remove:
         if current is None:
             return reject(f"command {cid!r} has no schedule to remove")
-        return [ScheduleRemoved(event_id=new_event_id(), pod=pod, ts=now, command_id=cid,
-                                source=request.source)]
+        return [
+            ScheduleRemoved(
+                event_id=new_event_id(), pod=pod, ts=now, command_id=cid, source=request.source
+            )
+        ]
     cron = request.cron if request.cron is not None else (current.cron if current else None)
     if cron is None:
         return reject(f"command {cid!r} has no schedule; a request must give 'cron'")
@@ -75,13 +82,13 @@ def from_request(
         ts=now,
         command_id=cid,
         cron=cron,
-        params=request.params if request.params is not None else (
-            current.params if current else ()
-        ),
+        params=request.params
+        if request.params is not None
+        else (current.params if current else ()),
         timezone=timezone,
-        paused=request.paused if request.paused is not None else (
-            current.paused if current else False
-        ),
+        paused=request.paused
+        if request.paused is not None
+        else (current.paused if current else False),
         source=request.source,
     )
     if current is not None and same_schedule(current, new) and current.paused == new.paused:
@@ -104,8 +111,9 @@ def from_fetch(
     """
     if fetched is None:
         if current is not None and current.source == "fetcher":
-            return [ScheduleRemoved(event_id=new_event_id(), pod=pod, ts=now,
-                                    command_id=command_id)]
+            return [
+                ScheduleRemoved(event_id=new_event_id(), pod=pod, ts=now, command_id=command_id)
+            ]
         return []
     new = ScheduleSet(
         event_id=new_event_id(),
@@ -125,8 +133,15 @@ def from_fetch(
     except CronError as exc:
         if bad_seen(f"{fetched.cron}|{fetched.timezone}"):
             return []
-        return [ScheduleRejected(event_id=new_event_id(), pod=pod, ts=now,
-                                 command_id=command_id, reason=f"fetcher: {exc}")]
+        return [
+            ScheduleRejected(
+                event_id=new_event_id(),
+                pod=pod,
+                ts=now,
+                command_id=command_id,
+                reason=f"fetcher: {exc}",
+            )
+        ]
     return [new]
 
 

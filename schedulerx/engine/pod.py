@@ -181,8 +181,9 @@ class Pod:
             if entry.partition not in partitions:
                 continue
             self._wake(entry.command_id, None)
-            left = [j for j in entry.jobs.values() if j.status in (JobStatus.CLAIMED,
-                                                                   JobStatus.RUNNING)]
+            left = [
+                j for j in entry.jobs.values() if j.status in (JobStatus.CLAIMED, JobStatus.RUNNING)
+            ]
             for job in recover(left, now, self._policy):
                 self._stage_job(entry.partition, job, now)
                 if job.status is JobStatus.FAILED:
@@ -217,8 +218,12 @@ class Pod:
                 event = decode(r.value)
             except PoisonRecord as exc:
                 self.stats.add("poison_records")
-                log.warning("poison record at partition %d offset %d skipped: %s",
-                            r.partition, r.offset, exc)
+                log.warning(
+                    "poison record at partition %d offset %d skipped: %s",
+                    r.partition,
+                    r.offset,
+                    exc,
+                )
                 continue
             self._apply(event, r.partition)
 
@@ -235,9 +240,22 @@ class Pod:
             log.warning("bad schedule-change request skipped: %s", exc)
             return
         p = partition_for(request.command_id, self.log.partitions)
+        if self._session is None or p not in self._session.owned():
+            self.stats.add("requests_misrouted")
+            log.warning(
+                "request for %s skipped: its partition %d is not owned here (was it "
+                "keyed by the bare command id?)",
+                request.command_id,
+                p,
+            )
+            return
         entry = self.book.entry(request.command_id, p)
         registered = request.command_id in self.registrations
         for event in from_request(request, entry.schedule, registered, self.config.pod_id, now):
+            if isinstance(event, JobChanged) and (
+                entry.status_of(event.job.id) is not None or self._writes.latest(event.job.id)
+            ):
+                continue  # a redelivered trigger: that job already exists
             self._writes.event(p, event)
             self.stats.add(f"requests_{event.__struct_config__.tag}")
 
@@ -258,11 +276,15 @@ class Pod:
             if isinstance(result, BaseException):
                 if only is None:
                     self.stats.add("fetcher_errors")
-                    log.warning("fetching the schedule of %s failed, keeping the last good "
-                                "one: %s", cid, result)
+                    log.warning(
+                        "fetching the schedule of %s failed, keeping the last good one: %s",
+                        cid,
+                        result,
+                    )
                 continue
-            events = from_fetch(cid, result, entry.schedule, self.config.pod_id, now,
-                                self._seen_bad)
+            events = from_fetch(
+                cid, result, entry.schedule, self.config.pod_id, now, self._seen_bad
+            )
             for event in events:
                 self._writes.event(entry.partition, event)
 
@@ -283,8 +305,9 @@ class Pod:
     def _outcome(self, o: Outcome) -> None:
         entry = self.book.commands.get(o.job.command_id)
         if entry is None:
-            log.error("outcome %s of %s for a partition no longer owned: not recorded",
-                      o.kind, o.job.id)
+            log.error(
+                "outcome %s of %s for a partition no longer owned: not recorded", o.kind, o.job.id
+            )
             return
         current = self._writes.latest(o.job.id) or entry.jobs.get(o.job.id)
         if current is None:
@@ -299,8 +322,13 @@ class Pod:
         else:
             policy = self._policy(o.job.command_id)
             if current.status is JobStatus.RUNNING and current.attempt <= policy.retries:
-                new = current.to(JobStatus.SCHEDULED, attempt=current.attempt + 1, owner=None,
-                                 error=o.error, not_before=o.at + backoff(policy, current.attempt))
+                new = current.to(
+                    JobStatus.SCHEDULED,
+                    attempt=current.attempt + 1,
+                    owner=None,
+                    error=o.error,
+                    not_before=o.at + backoff(policy, current.attempt),
+                )
             else:
                 new = current.to(JobStatus.FAILED, finished_at=o.at, error=o.error)
         self.stats.add(f"jobs_{new.status}")
@@ -309,7 +337,7 @@ class Pod:
     def _on_timer(self, key: str) -> None:
         """Timer thread: start a claimed job (or expire a running one)."""
         if key.startswith(_TIMEOUT):
-            jid = key[len(_TIMEOUT):]
+            jid = key[len(_TIMEOUT) :]
             reg = self.registrations.get(command_of(jid))
             limit = reg.policy.timeout if reg else None
             self._runner.expire(jid, f"timeout after {limit.total_seconds() if limit else 0:g}s")
@@ -325,8 +353,14 @@ class Pod:
             return
         reg = self.registrations[job.command_id]
         if reg.policy.overlap == "skip" and (busy := self._runner.running_of(job.command_id)):
-            self._runner.outcomes.put(Outcome("skipped", job, self.clock.now(),
-                                              f"overlap: previous run {busy[0]} still running"))
+            self._runner.outcomes.put(
+                Outcome(
+                    "skipped",
+                    job,
+                    self.clock.now(),
+                    f"overlap: previous run {busy[0]} still running",
+                )
+            )
             return
         self._runner.submit(job, reg)
         if reg.policy.timeout is not None:
@@ -371,16 +405,18 @@ class Pod:
             open_jobs=tuple(entry.jobs.values()),
             horizon=entry.planned_until(),
         )
-        result = plan(view, now, self.config.claim_lead,
-                      lambda jid: entry.status_of(jid) is not None)
+        result = plan(
+            view, now, self.config.claim_lead, lambda jid: entry.status_of(jid) is not None
+        )
         for job in result.changes:
             self._stage_job(entry.partition, job, now)
             if job.status is JobStatus.MISSED:
                 self.stats.add("jobs_missed")
         claimable = [j for j in result.to_claim if j.id not in {c.id for c in result.changes}]
         for job in claimable:
-            self._stage_job(entry.partition, job.to(JobStatus.CLAIMED, owner=self.config.pod_id),
-                            now)
+            self._stage_job(
+                entry.partition, job.to(JobStatus.CLAIMED, owner=self.config.pod_id), now
+            )
         entry.wake_at = result.wake_at
         if result.wake_at is not None:
             self._wake(entry.command_id, result.wake_at)
@@ -412,19 +448,27 @@ class Pod:
         # Our own writes go into the projection at once (read-your-writes for list_jobs);
         # when the log hands them back, the offset filter in _ingest skips them.
         stamp = int(self.clock.now().timestamp() * 1000)
-        self.store.apply([
-            Record(partition, offset, s.item[0], s.item[1], stamp)
-            for s, offset in zip(staged, offsets, strict=True)
-        ])
+        self.store.apply(
+            [
+                Record(partition, offset, s.item[0], s.item[1], stamp)
+                for s, offset in zip(staged, offsets, strict=True)
+            ]
+        )
         for s, offset in zip(staged, offsets, strict=True):
             if s.event is None:
                 continue
             self._apply(s.event, partition)
             if isinstance(s.event, JobChanged):
                 job = s.event.job
-                log.info("job %s %s pod=%s partition=%d offset=%d%s", job.id, job.status,
-                         self.config.pod_id, partition, offset,
-                         f" error={job.error!r}" if job.error else "")
+                log.info(
+                    "job %s %s pod=%s partition=%d offset=%d%s",
+                    job.id,
+                    job.status,
+                    self.config.pod_id,
+                    partition,
+                    offset,
+                    f" error={job.error!r}" if job.error else "",
+                )
                 if job.status is JobStatus.CLAIMED and job.owner == self.config.pod_id:
                     with self._armed_lock:
                         self._armed[job.id] = (job, partition)
@@ -456,9 +500,15 @@ class Pod:
             for job in list(entry.jobs.values()):
                 if job.status is JobStatus.RUNNING and job.owner == self.config.pod_id:
                     grace = self.config.stop_grace.total_seconds()
-                    self._stage_job(entry.partition, job.to(
-                        JobStatus.FAILED, finished_at=self.clock.now(),
-                        error=f"pod stopped: still running after the {grace:g}s stop grace"), now)
+                    self._stage_job(
+                        entry.partition,
+                        job.to(
+                            JobStatus.FAILED,
+                            finished_at=self.clock.now(),
+                            error=f"pod stopped: still running after the {grace:g}s stop grace",
+                        ),
+                        now,
+                    )
         self._flush(session)
         log.info("pod %s stopped", self.config.pod_id)
 

@@ -48,14 +48,21 @@ def seed_book(book: Book, store: JobStore, partitions: frozenset[int], total: in
             continue
         entry = book.entry(row.command_id, p)
         entry.schedule = ScheduleSet(
-            event_id="", pod="", ts=_EPOCH, command_id=row.command_id, cron=row.cron,
-            params=row.params, timezone=row.timezone, paused=row.paused,
-            source=getattr(row, "source", "fetcher"),
+            event_id="seeded",
+            pod="",
+            ts=row.since or _EPOCH,
+            command_id=row.command_id,
+            cron=row.cron,
+            params=row.params,
+            timezone=row.timezone,
+            paused=row.paused,
+            source=row.source,
         )
     for entry in book.commands.values():
         if entry.partition in partitions:
-            planned = [j for j in store.jobs(command_id=entry.command_id)
-                       if j.trigger == "schedule"]
+            planned = [
+                j for j in store.jobs(command_id=entry.command_id) if j.trigger == "schedule"
+            ]
             if planned:
                 entry.horizon = planned[-1].scheduled_at
     for status in _OPEN:
@@ -63,4 +70,3 @@ def seed_book(book: Book, store: JobStore, partitions: frozenset[int], total: in
             p = partition_for(job.command_id, total)
             if p in partitions:
                 book.apply_job(job, p)
-

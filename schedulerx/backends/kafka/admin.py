@@ -61,13 +61,20 @@ def ensure_topics(
         n = topic_partitions(admin, settings.topic)
         if n is None:
             if not create:
-                raise LogError(f"topic {settings.topic!r} does not exist; run "
-                               f"'schedulerx topic create --kafka {settings.bootstrap}'")
+                raise LogError(
+                    f"topic {settings.topic!r} does not exist; run "
+                    f"'schedulerx topic create --kafka {settings.bootstrap}'"
+                )
             n = partitions or settings.partitions
             brokers = len(admin.describe_cluster().get("brokers", [])) or 1
             rf = replication_factor or min(3, brokers)
-            _create(admin, settings.topic, n, rf, {**STATE_CONFIG,
-                                                   "min.insync.replicas": str(min(2, rf))})
+            _create(
+                admin,
+                settings.topic,
+                n,
+                rf,
+                {**STATE_CONFIG, "min.insync.replicas": str(min(2, rf))},
+            )
         r = topic_partitions(admin, settings.requests_topic)
         if r is None:
             brokers = len(admin.describe_cluster().get("brokers", [])) or 1
@@ -75,8 +82,10 @@ def ensure_topics(
             _create(admin, settings.requests_topic, n, rf, REQUESTS_CONFIG)
             r = n
         if r != n:
-            raise LogError(f"topic {settings.requests_topic!r} has {r} partitions but "
-                           f"{settings.topic!r} has {n}; they must match")
+            raise LogError(
+                f"topic {settings.requests_topic!r} has {r} partitions but "
+                f"{settings.topic!r} has {n}; they must match"
+            )
         return n
     except KafkaError as exc:
         raise LogError(f"Kafka admin request failed: {describe(exc)}") from None
@@ -96,5 +105,7 @@ def create_topics(bootstrap: str, topic: str, partitions: int, replication_facto
     """``schedulerx topic create``: create the topics; returns a one-line summary."""
     settings = KafkaSettings.from_env(bootstrap, topic=topic)
     n = ensure_topics(settings, partitions, replication_factor)
-    return (f"topic {topic!r}: {n} partitions, cleanup.policy=compact; "
-            f"requests topic {settings.requests_topic!r}")
+    return (
+        f"topic {topic!r}: {n} partitions, cleanup.policy=compact; "
+        f"requests topic {settings.requests_topic!r}"
+    )

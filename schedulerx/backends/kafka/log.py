@@ -28,10 +28,12 @@ class KafkaLog:
         partitions: int | None = None,
         **settings: Any,
     ):
-        self.settings = KafkaSettings.from_env(bootstrap, topic=topic, group=group,
-                                               partitions=partitions, **settings)
-        self._partitions = ensure_topics(self.settings, partitions,
-                                         create=self.settings.create_topic)
+        self.settings = KafkaSettings.from_env(
+            bootstrap, topic=topic, group=group, partitions=partitions, **settings
+        )
+        self._partitions = ensure_topics(
+            self.settings, partitions, create=self.settings.create_topic
+        )
         self._producer: Any = None
         self._lock = threading.Lock()
 
@@ -53,14 +55,18 @@ class KafkaLog:
         with self._lock:
             if self._producer is None:
                 try:
-                    self._producer = KafkaProducer(**self.settings.client_kwargs(), acks="all",
-                                                   client_id="schedulerx-submit",
-                                                   max_block_ms=10_000)
+                    self._producer = KafkaProducer(
+                        **self.settings.client_kwargs(),
+                        acks="all",
+                        client_id="schedulerx-submit",
+                        max_block_ms=10_000,
+                    )
                 except KafkaError as exc:
                     raise unreachable(self.settings.bootstrap, exc) from None
             try:
-                self._producer.send(self.settings.requests_topic, key=command_id.encode(),
-                                    value=request).get(timeout=10)
+                self._producer.send(
+                    self.settings.requests_topic, key=command_id.encode(), value=request
+                ).get(timeout=10)
             except KafkaError as exc:
                 raise LogError(f"cannot submit the request: {describe(exc)}") from None
 

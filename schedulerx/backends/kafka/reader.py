@@ -44,8 +44,9 @@ class KafkaReader:
             start = self._consumer.beginning_offsets([tp])[tp]
             end = self._consumer.end_offsets([tp])[tp]
         except KafkaError as exc:
-            raise LogError(f"cannot read offsets of {self._topic}[{partition}]: "
-                           f"{describe(exc)}") from None
+            raise LogError(
+                f"cannot read offsets of {self._topic}[{partition}]: {describe(exc)}"
+            ) from None
         return int(start), int(end)
 
     def read(self, partition: int, offset: int, max_records: int = 1000) -> list[Record]:

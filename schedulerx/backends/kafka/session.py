@@ -131,8 +131,9 @@ class KafkaSession:
         ready = self._take(assigned - revoked)
         if ready or revoked:
             self._reassign_inbox()
-        return Poll(assigned=frozenset(ready), revoked=frozenset(revoked),
-                    requests=self._read_requests())
+        return Poll(
+            assigned=frozenset(ready), revoked=frozenset(revoked), requests=self._read_requests()
+        )
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
         """One transaction on ``partition``'s fenced producer; offsets once committed."""
@@ -142,8 +143,7 @@ class KafkaSession:
         try:
             producer.begin_transaction()
             futures = [
-                producer.send(self._s.topic, key=k, value=v, partition=partition)
-                for k, v in items
+                producer.send(self._s.topic, key=k, value=v, partition=partition) for k, v in items
             ]
             producer.commit_transaction()
             return [int(f.get(timeout=10).offset) for f in futures]
@@ -254,8 +254,11 @@ class KafkaSession:
             producer.abort_transaction()
         except Exception as exc:
             # A fatal state: a fresh producer with the same transactional id (init) recovers.
-            log.warning("abort on partition %d failed (%s); producer will be rebuilt",
-                        partition, describe(exc))
+            log.warning(
+                "abort on partition %d failed (%s); producer will be rebuilt",
+                partition,
+                describe(exc),
+            )
             with self._lock:
                 self._broken.add(partition)
 
@@ -277,8 +280,9 @@ class KafkaSession:
         try:
             admin = connect_admin(self._s)
             try:
-                admin.remove_group_members(self._s.group,
-                                           [MemberToRemove(group_instance_id=self._pod_id)])
+                admin.remove_group_members(
+                    self._s.group, [MemberToRemove(group_instance_id=self._pod_id)]
+                )
             finally:
                 admin.close()
         except Exception as exc:
@@ -289,8 +293,9 @@ class KafkaSession:
     def _reassign_inbox(self) -> None:
         with self._lock:
             owned = sorted(self._owned)
-            self._to_commit = {tp: o for tp, o in self._to_commit.items()
-                               if tp.partition in self._owned}
+            self._to_commit = {
+                tp: o for tp, o in self._to_commit.items() if tp.partition in self._owned
+            }
         self._inbox.assign([TopicPartition(self._s.requests_topic, p) for p in owned])
 
     def _read_requests(self) -> list[bytes]:
@@ -316,5 +321,6 @@ class KafkaSession:
         try:
             self._inbox.commit(offsets)
         except KafkaError as exc:
-            log.warning("committing request offsets failed (they will be redelivered): %s",
-                        describe(exc))
+            log.warning(
+                "committing request offsets failed (they will be redelivered): %s", describe(exc)
+            )
