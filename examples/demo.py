@@ -16,14 +16,18 @@ import tempfile
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from schedulerx import Scheduler, StaticScheduleFetcher, current_job
+from schedulerx.api.wiring import BackendConfig
 
-fetcher = StaticScheduleFetcher({
-    "hello": ("*/2 * * * * *", ["world"]),       # every 2 seconds
-    "report": ("*/5 * * * * *", ["--short"]),    # every 5 seconds
-    "flaky": ("*/3 * * * * *", []),              # every 3 seconds, fails now and then
-})
+fetcher = StaticScheduleFetcher(
+    {
+        "hello": ("*/2 * * * * *", ["world"]),  # every 2 seconds
+        "report": ("*/5 * * * * *", ["--short"]),  # every 5 seconds
+        "flaky": ("*/3 * * * * *", []),  # every 3 seconds, fails now and then
+    }
+)
 scheduler = Scheduler(fetcher, refresh_interval=timedelta(seconds=5))
 
 
@@ -60,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="schedulerx-demo-")
-    scheduler.configure(scheduler.backend.__class__(data_dir=__import__("pathlib").Path(data_dir)))
+    scheduler.configure(BackendConfig(data_dir=Path(data_dir)))
     print(f"schedulerx demo: 3 commands on the embedded log in {data_dir}", flush=True)
     scheduler.start()
     try:
@@ -78,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts: dict[str, int] = {}
     for j in jobs:
         counts[str(j.status)] = counts.get(str(j.status), 0) + 1
-    print(f"\nstopped. {len(jobs)} jobs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    print(f"\nstopped. {len(jobs)} jobs: {summary}")
     print("next 2 scheduled per command:")
     for cid in scheduler.commands:
         nxt = [j.id for j in scheduler.list_jobs(cid, "scheduled")]

@@ -149,15 +149,23 @@ class Scheduler:
                 raise RuntimeError("scheduler already started")
             event_log = self._log or open_log(self._backend)
             self._opened = event_log
-            path = self._backend.projection_dir("pod" if self._log is None else self.pod_id)
-            store = ProjectionStore(path, event_log.partitions)
+            # Kafka pods each keep their own local projection; the embedded one is shared
+            # with the CLI (which opens it as a secondary while the pod runs).
+            owner = "pod" if self._backend.kafka is None else self.pod_id
+            path = self._backend.projection_dir(owner)
             pod = Pod(
-                event_log, store, self._registrations, self.fetcher, self._pod_config, self._clock
+                event_log,
+                lambda: ProjectionStore(path, event_log.partitions),
+                self._registrations,
+                self.fetcher,
+                self._pod_config,
+                self._clock,
             )
             try:
                 pod.start()
             except BaseException:
-                store.close()
+                if self._log is None:
+                    event_log.close()
                 raise
             self._pod = pod
 

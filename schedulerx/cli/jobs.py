@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from projections import ApplyStats
 from schedulerx.api.query import open_query
 from schedulerx.cli.common import (
     UserError,
@@ -58,6 +59,7 @@ def handle(args: argparse.Namespace) -> int:
     else:
         with open_query(backend, progress=_progress if sys.stderr.isatty() else None) as view:
             found = view.jobs(command_id=args.command_id, status=status)
+            _note_skipped(view.stats)
     if args.limit is not None:
         found = found[-args.limit :]
     render(found, args.json)
@@ -85,6 +87,16 @@ def render(found: list[Job], as_json: bool) -> None:
         table(["job", "status", "scheduled", "owner", "started", "finished", "error"], rows) + "\n"
     )
     sys.stdout.write(f"{len(found)} jobs\n")
+
+
+def _note_skipped(stats: ApplyStats) -> None:
+    """Tell (stderr) when the projection skipped records: the list may be missing facts."""
+    if stats.poison_records or stats.illegal_transitions:
+        sys.stderr.write(
+            f"note: {stats.poison_records} undecodable record(s) and "
+            f"{stats.illegal_transitions} illegal transition(s) were skipped; "
+            "'schedulerx replay' shows them with their offsets\n"
+        )
 
 
 def _progress(done: int, total: int) -> None:

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from projections import ProjectionError
 from schedulerx.cli import compact, jobs, replay, run, schedule, topic
 from schedulerx.cli.common import UserError
 from schedulerx.ports.event_log import LogError
@@ -31,10 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 command failed, 2 user error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "params") and extra[0] == "--":
+        args.params = [*args.params, *extra[1:]]  # params after --, wherever flags stood
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code: int = args.handler(args)
-    except (UserError, LogError, ValueError, FileNotFoundError, PermissionError) as exc:
+    except (UserError, LogError, ProjectionError, ValueError, OSError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         sys.stderr.write(f"schedulerx: error: {message}\n")
         return 2

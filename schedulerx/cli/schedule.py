@@ -18,7 +18,7 @@ from schedulerx.domain.cron import Cron, CronError
 from schedulerx.domain.requests import Request
 
 EXAMPLES = """examples:
-  schedulerx schedule set backup '0 3 * * *' --full --timezone Europe/Berlin
+  schedulerx schedule set backup '0 3 * * *' --timezone Europe/Berlin -- --full
   schedulerx schedule set heartbeat '*/5 * * * * *'
   schedulerx schedule list --json
   schedulerx schedule pause backup
@@ -48,7 +48,12 @@ def add_parser(sub: Any) -> None:
     add_connection_flags(s)
     s.add_argument("command_id", metavar="ID")
     s.add_argument("cron", metavar="CRON", help="5 fields, or 6 with seconds first, or @daily")
-    s.add_argument("params", metavar="PARAM", nargs=argparse.REMAINDER, help="params")
+    s.add_argument(
+        "params",
+        metavar="PARAM",
+        nargs="*",
+        help="params (put them after -- when they start with '-')",
+    )
     s.add_argument("--timezone", default="UTC", help="IANA time zone (UTC)")
     s.set_defaults(handler=handle_set)
     ls = actions.add_parser(

@@ -5,8 +5,9 @@ Schema rules (see docs/events.md): each event carries ``v`` (schema version), ``
 unknown fields are ignored, so old readers keep working on newer events of a known tag.
 
 Keys: ``cmd/<command_id>`` for the command's schedule record, ``job/<job_id>`` for job
-state and ``rejected/<command_id>`` for the last refused change request. Each record carries the full state of its key, so the record that compaction keeps is
-enough. A tombstone (value ``None``) under ``job/<id>`` deletes a finished job (retention).
+state and ``rejected/<command_id>`` for the last refused change request. Each record carries
+the full state of its key, so the record that compaction keeps is enough. A tombstone (value
+``None``) under ``job/<id>`` deletes a finished job (retention).
 """
 
 from __future__ import annotations

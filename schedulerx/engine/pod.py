@@ -13,7 +13,7 @@ import heapq
 import itertools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from schedulerx.api.command import Registration
@@ -56,14 +56,15 @@ class Pod:
     def __init__(
         self,
         log_: EventLog,
-        store: JobStore,
+        store: Callable[[], JobStore],
         registrations: Mapping[str, Registration],
         fetcher: ScheduleFetcher,
         config: PodConfig | None = None,
         clock: Clock | None = None,
     ):
         self.log = log_
-        self.store = store
+        self._open_store = store
+        self._store: JobStore | None = None
         self.registrations = dict(registrations)
         self.config = config or PodConfig()
         self.clock = clock or SystemClock()
@@ -93,9 +94,21 @@ class Pod:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def store(self) -> JobStore:
+        """The pod's projection (opened by ``start``, after the log accepted this pod)."""
+        if self._store is None:
+            raise RuntimeError("the pod has not started: no projection store yet")
+        return self._store
+
     def start(self) -> None:
         """Join the log and start the loop; returns once the pod runs (raises if it cannot)."""
         self._session = self.log.join(self.config.pod_id)
+        try:
+            self._store = self._open_store()
+        except BaseException:
+            self._session.close()
+            raise
         self._thread = threading.Thread(target=self._main, name="schedulerx-loop", daemon=True)
         self._timers.start()
         if self._refresher is not None:

@@ -18,14 +18,22 @@ APP = ROOT / "tests" / "apps" / "ledger_app.py"
 SCHEDULERX = [sys.executable, "-m", "schedulerx"]
 
 
-def cli(*args: str, env: Mapping[str, str] | None = None, check: bool = True,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: Mapping[str, str] | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``schedulerx ARGS``; with ``check`` a non-zero exit fails with its stderr."""
-    proc = subprocess.run([*SCHEDULERX, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=ROOT)
+    proc = subprocess.run(
+        [*SCHEDULERX, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"schedulerx {' '.join(args)} exited {proc.returncode}: "
-                             f"{proc.stderr.strip()}")
+        raise AssertionError(
+            f"schedulerx {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}"
+        )
     return proc
 
 
@@ -44,14 +52,22 @@ class PodProcess:
     pod_id: str
 
     @classmethod
-    def start(cls, workdir: Path, pod_id: str, flags: Sequence[str] = (),
-              env: Mapping[str, str] | None = None) -> PodProcess:
+    def start(
+        cls,
+        workdir: Path,
+        pod_id: str,
+        flags: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> PodProcess:
         log_path = workdir / f"{pod_id}.log"
         full_env = {**os.environ, "SCHEDULERX_POD_ID": pod_id, **(env or {})}
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 [*SCHEDULERX, "run", f"{APP}:make_scheduler", "--pod-id", pod_id, *flags],
-                stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=ROOT,
             )
         return cls(proc, log_path, pod_id)
 
@@ -81,7 +97,9 @@ class PodProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"pod {self.pod_id} did not stop on SIGTERM:\n{self.tail()}")
+            raise AssertionError(
+                f"pod {self.pod_id} did not stop on SIGTERM:\n{self.tail()}"
+            ) from None
 
     def kill(self) -> None:
         """kill -9."""
