@@ -13,12 +13,11 @@ the full state of its key, so the record that compaction keeps is enough. A tomb
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Final
 
 import msgspec
 
-from schedulerx.domain.job import Job
+from schedulerx.domain.job import Job, UtcDatetime
 
 SCHEMA_VERSION: Final = 1
 
@@ -29,7 +28,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     v: int = SCHEMA_VERSION
     event_id: str
     pod: str
-    ts: datetime
+    ts: UtcDatetime
     """When the producer wrote it (aware UTC)."""
 
 

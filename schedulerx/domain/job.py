@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
+
+UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A datetime that must carry a UTC offset (a naive one is rejected when decoding)."""
 
 
 class JobStatus(enum.StrEnum):
@@ -66,20 +70,20 @@ class Job(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     id: str
     command_id: str
-    scheduled_at: datetime
+    scheduled_at: UtcDatetime
     """When it is (was) due: aware UTC, whole seconds for scheduled jobs."""
     status: JobStatus
     params: tuple[str, ...] = ()
     owner: str | None = None
     """The pod that claimed it (None while only scheduled)."""
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
     error: str | None = None
     """Why it failed or was missed/canceled; None on success."""
     attempt: int = 1
     trigger: str = "schedule"
     """``schedule`` for cron-planned jobs, ``manual`` for ``schedulerx trigger``."""
-    not_before: datetime | None = None
+    not_before: UtcDatetime | None = None
     """For a retry: the earliest time the next attempt may start."""
 
     def to(self, status: JobStatus, **changes: object) -> Job:

@@ -7,6 +7,7 @@ reads a clock and performs no I/O; the engine writes what it returns.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ LOOKAHEAD = 2
 """How many future jobs every active command keeps in ``scheduled`` (or ``claimed``) state."""
 MAX_BACKFILL = 10_000
 """At most this many past cron times are backfilled in one plan (the newest ones)."""
+_TICK = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +53,23 @@ class Plan:
     """Scheduled jobs due within the claim lead: the engine claims and arms them."""
     wake_at: datetime | None
     """The next time planning this command can change anything (None: only on an event)."""
+    unrecorded: int = 0
+    """Past cron times beyond MAX_BACKFILL that got no job (the engine logs and counts them)."""
 
 
-def _future_times(view: CommandView, now: datetime) -> list[datetime]:
+def _cron(view: CommandView) -> Cron | None:
     if view.cron is None or view.paused:
-        return []
+        return None
     try:
-        cron = Cron.parse(view.cron, view.timezone)
+        return Cron.parse(view.cron, view.timezone)
     except CronError:
-        return []  # invalid schedules are rejected before they reach the log
+        return None  # invalid schedules are rejected before they reach the log
+
+
+def _future_times(cron: Cron | None, now: datetime) -> list[datetime]:
     out: list[datetime] = []
+    if cron is None:
+        return out
     t = now
     for _ in range(LOOKAHEAD):
         t = cron.next_after(t)
@@ -68,87 +77,103 @@ def _future_times(view: CommandView, now: datetime) -> list[datetime]:
     return out
 
 
+def _fires_at(cron: Cron, t: datetime) -> bool:
+    return cron.next_after(t - _TICK) == t
+
+
+StatusOf = Callable[[str], JobStatus | None]
+
+
+def slot_id(command_id: str, t: datetime, status_of: StatusOf) -> str | None:
+    """The id to plan for ``command_id`` at ``t``, or None when the slot is taken.
+
+    The first job of a slot is ``<id>@<t>``. When that job was canceled (the schedule was
+    paused, or its params changed) and the slot is wanted again, the next generation is
+    ``<id>@<t>~r2`` and so on: ids stay deterministic and a canceled job never moves again.
+    Any job of the slot that is not canceled (open, run, missed) takes the slot.
+    """
+    base = job_id(command_id, t)
+    for generation in range(1, 1000):
+        jid = base if generation == 1 else f"{base}~r{generation}"
+        status = status_of(jid)
+        if status is None:
+            return jid
+        if status is not JobStatus.CANCELED:
+            return None
+    return None
+
+
 def plan(
     view: CommandView,
     now: datetime,
     lead: timedelta,
-    exists: Callable[[str], bool],
+    status_of: StatusOf,
 ) -> Plan:
     """Decide the next changes for ``view`` at ``now``.
 
-    ``lead`` is how far ahead of its due time a job is handed back for claiming. ``exists``
-    tells whether a job id is already known (in any status), so a canceled or finished job is
-    never planned again under the same id.
+    ``lead`` is how far ahead of its due time a job is handed back for claiming.
+    ``status_of`` tells the status of a known job id (None: unknown), so a finished slot is
+    never planned again and a canceled one gets a new generation (``slot_id``).
     """
     changes: list[Job] = []
-    to_claim: list[Job] = []
-    wanted = _future_times(view, now)
-    wanted_ids = {job_id(view.command_id, t) for t in wanted}
+    cron = _cron(view)
+    wanted = _future_times(cron, now)
     reason = _cancel_reason(view)
-    open_ids = {j.id for j in view.open_jobs}
 
     due: list[Job] = []
     for job in view.open_jobs:
         if job.status is not JobStatus.SCHEDULED:
             continue
         planned = job.trigger == "schedule" and job.attempt == 1
-        if (
-            planned
-            and job.scheduled_at > now
-            and (job.id not in wanted_ids or job.params != view.params)
-        ):
+        stale = cron is None or job.params != view.params or not _fires_at(cron, job.scheduled_at)
+        if planned and job.scheduled_at > now and stale:
             changes.append(job.to(JobStatus.CANCELED, error=reason, finished_at=now))
         elif job.due <= now + lead:
             due.append(job)
 
-    if view.registered and view.horizon is not None and wanted:
-        for t in _backfill(view, now):
-            jid = job_id(view.command_id, t)
-            if jid not in open_ids and not exists(jid):
-                job = Job(
-                    id=jid,
-                    command_id=view.command_id,
-                    scheduled_at=t,
-                    status=JobStatus.SCHEDULED,
-                    params=view.params,
-                )
-                changes.append(job)
-                due.append(job)
+    def status(jid: str) -> JobStatus | None:
+        staged = next((c.status for c in reversed(changes) if c.id == jid), None)
+        return staged or status_of(jid)
 
-    if view.registered:
-        for t in wanted:
-            jid = job_id(view.command_id, t)
-            if jid not in open_ids and not exists(jid):
-                changes.append(
-                    Job(
-                        id=jid,
-                        command_id=view.command_id,
-                        scheduled_at=t,
-                        status=JobStatus.SCHEDULED,
-                        params=view.params,
-                    )
-                )
+    unrecorded = 0
+    times: list[datetime] = []
+    if view.registered and cron is not None:
+        if view.horizon is not None:
+            past, unrecorded = _backfill(cron, view.horizon, now)
+            times.extend(past)
+        times.extend(wanted)
+    for t in times:
+        jid = slot_id(view.command_id, t, status)
+        if jid is None:
+            continue
+        job = Job(
+            id=jid,
+            command_id=view.command_id,
+            scheduled_at=t,
+            status=JobStatus.SCHEDULED,
+            params=view.params,
+        )
+        changes.append(job)
+        if t <= now + lead:
+            due.append(job)
 
     runnable = _misfire(view, due, now, changes)
-    if view.registered:
-        to_claim.extend(runnable)
     return Plan(
         changes=tuple(changes),
-        to_claim=tuple(to_claim),
+        to_claim=tuple(runnable) if view.registered else (),
         wake_at=_wake_at(view, wanted, lead, now),
+        unrecorded=unrecorded,
     )
 
 
-def _backfill(view: CommandView, now: datetime) -> list[datetime]:
-    """Cron times after the horizon up to ``now`` (the newest MAX_BACKFILL of them)."""
-    assert view.horizon is not None and view.cron is not None
-    cron = Cron.parse(view.cron, view.timezone)
-    times: list[datetime] = []
-    for t in cron.times_between(view.horizon, now):
+def _backfill(cron: Cron, horizon: datetime, now: datetime) -> tuple[list[datetime], int]:
+    """Cron times in (horizon, now]: the newest MAX_BACKFILL, and how many older were cut."""
+    times: deque[datetime] = deque(maxlen=MAX_BACKFILL)
+    total = 0
+    for t in cron.times_between(horizon, now):
         times.append(t)
-        if len(times) > MAX_BACKFILL:
-            del times[0]
-    return times
+        total += 1
+    return list(times), total - len(times)
 
 
 def _cancel_reason(view: CommandView) -> str:
@@ -192,8 +217,9 @@ def _wake_at(
         candidates.append(wanted[0])
     for job in view.open_jobs:
         if job.status is JobStatus.SCHEDULED:
-            due = job.due - lead
-            candidates.append(due if due > now else now)
+            if view.registered:
+                due = job.due - lead
+                candidates.append(due if due > now else now)
             # A due job not yet claimable (unregistered) becomes missed after the grace.
             candidates.append(job.due + view.policy.misfire_grace + timedelta(milliseconds=1))
     future = [c for c in candidates if c >= now]

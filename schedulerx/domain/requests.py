@@ -8,10 +8,17 @@ holds only validated facts written by schedulerx.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
+
+from schedulerx.domain.job import UtcDatetime
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -31,12 +38,21 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=F
     remove: bool = False
     trigger: bool = False
     request_id: str = ""
-    """Makes redelivery harmless: a trigger's job id is derived from it."""
+    """Makes redelivery harmless: a trigger's job id is derived from it and ``requested_at``.
+    Letters, digits and ``_.:-``, at most 64; the pod derives one when it is missing."""
+    requested_at: UtcDatetime | None = None
+    """When it was asked for (a trigger's scheduled time); the pod's time when missing."""
     source: str = "external"
 
 
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder(Request)
+
+
+def safe_request_id(request_id: str) -> str:
+    """``request_id`` with every character outside ``[A-Za-z0-9_.:-]`` replaced by ``-``
+    (so it can stand in a job id without breaking ``command_of``)."""
+    return re.sub(r"[^A-Za-z0-9_.:-]", "-", request_id)[:64] or "none"
 
 
 class BadRequest(ValueError):
@@ -47,6 +63,8 @@ def encode_request(request: Request) -> bytes:
     """JSON bytes of ``request`` (a fresh ``request_id`` is filled in when empty)."""
     if not request.request_id:
         request = msgspec.structs.replace(request, request_id=uuid.uuid4().hex)
+    if request.requested_at is None:
+        request = msgspec.structs.replace(request, requested_at=datetime.now(UTC))
     return _encoder.encode(request)
 
 
@@ -58,4 +76,11 @@ def decode_request(data: bytes) -> Request:
         raise BadRequest(str(exc).splitlines()[0]) from None
     if not request.command_id:
         raise BadRequest("command_id must not be empty")
+    if request.request_id and not _REQUEST_ID.fullmatch(request.request_id):
+        raise BadRequest(
+            f"request_id {request.request_id[:70]!r} must be 1-64 of letters, digits and _.:-"
+        )
+    if not request.request_id:
+        digest = hashlib.sha256(data).hexdigest()[:20]
+        request = msgspec.structs.replace(request, request_id=f"h-{digest}")
     return request

@@ -65,6 +65,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.misfire_grace < timedelta(0):
             raise ValueError("misfire_grace must be >= 0")
+        if self.retry_backoff < timedelta(0):
+            raise ValueError("retry_backoff must be >= 0")
         if self.retries < 0:
             raise ValueError("retries must be >= 0")
         if self.history_limit < 1:

@@ -19,7 +19,7 @@ from schedulerx.domain.events import (
     new_event_id,
 )
 from schedulerx.domain.job import Job, JobStatus, job_id
-from schedulerx.domain.requests import Request
+from schedulerx.domain.requests import Request, safe_request_id
 from schedulerx.domain.schedule import Schedule
 
 
@@ -51,10 +51,11 @@ def from_request(
         params = (
             request.params if request.params is not None else (current.params if current else ())
         )
+        at = request.requested_at or now
         job = Job(
-            id=job_id(cid, now, suffix=f"~manual-{request.request_id[:12]}"),
+            id=job_id(cid, at, suffix=f"~manual-{safe_request_id(request.request_id)}"),
             command_id=cid,
-            scheduled_at=now,
+            scheduled_at=at,
             status=JobStatus.SCHEDULED,
             params=params,
             trigger="manual",

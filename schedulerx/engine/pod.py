@@ -28,7 +28,7 @@ from schedulerx.domain.events import (
 )
 from schedulerx.domain.job import Job, JobStatus, command_of
 from schedulerx.domain.partitioning import partition_for
-from schedulerx.domain.planner import CommandView, backoff, plan, recover
+from schedulerx.domain.planner import MAX_BACKFILL, CommandView, backoff, plan, recover
 from schedulerx.domain.requests import BadRequest, decode_request
 from schedulerx.domain.schedule import Policy, Schedule
 from schedulerx.engine.book import Book, CommandEntry
@@ -228,8 +228,9 @@ class Pod:
                     self.book.forget_job(jid, command_of(jid))
                 continue
             try:
-                event = decode(r.value)
-            except PoisonRecord as exc:
+                self._apply(decode(r.value), r.partition)
+            except (PoisonRecord, ValueError, TypeError) as exc:
+                # The projection skips and counts the same record; the loop must go on.
                 self.stats.add("poison_records")
                 log.warning(
                     "poison record at partition %d offset %d skipped: %s",
@@ -237,8 +238,6 @@ class Pod:
                     r.offset,
                     exc,
                 )
-                continue
-            self._apply(event, r.partition)
 
     def _apply(self, event: AnyEvent, partition: int) -> None:
         if self.book.apply(event, partition):
@@ -418,9 +417,16 @@ class Pod:
             open_jobs=tuple(entry.jobs.values()),
             horizon=entry.planned_until(),
         )
-        result = plan(
-            view, now, self.config.claim_lead, lambda jid: entry.status_of(jid) is not None
-        )
+        result = plan(view, now, self.config.claim_lead, entry.status_of)
+        if result.unrecorded:
+            self.stats.add("jobs_unrecorded", result.unrecorded)
+            log.warning(
+                "%s: %d cron times older than the newest %d missed ones got no job "
+                "(the whole fleet was down)",
+                entry.command_id,
+                result.unrecorded,
+                MAX_BACKFILL,
+            )
         for job in result.changes:
             self._stage_job(entry.partition, job, now)
             if job.status is JobStatus.MISSED:

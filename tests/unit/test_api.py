@@ -1,0 +1,370 @@
+"""The public Python API: exports, registration, schedules, fetchers, current_job, Policy."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import schedulerx
+from schedulerx import (
+    Command,
+    FileScheduleFetcher,
+    FunctionCommand,
+    Job,
+    JobStatus,
+    LogScheduleFetcher,
+    Overlap,
+    Policy,
+    Schedule,
+    ScheduleFetcher,
+    Scheduler,
+    StaticScheduleFetcher,
+    current_job,
+)
+from schedulerx.api.context import reset_current_job, set_current_job
+
+PUBLIC = [
+    "Command",
+    "CronError",
+    "FileScheduleFetcher",
+    "FunctionCommand",
+    "Job",
+    "JobStatus",
+    "LogScheduleFetcher",
+    "Overlap",
+    "Policy",
+    "Schedule",
+    "ScheduleFetcher",
+    "Scheduler",
+    "StaticScheduleFetcher",
+    "current_job",
+]
+
+
+def test_all_is_the_pinned_list() -> None:
+    assert sorted(schedulerx.__all__) == sorted(PUBLIC)
+    assert len(schedulerx.__all__) == len(set(schedulerx.__all__))
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_every_public_name_is_importable(name: str) -> None:
+    module = importlib.import_module("schedulerx")
+    assert getattr(module, name) is not None
+    namespace: dict[str, object] = {}
+    exec(f"from schedulerx import {name}", namespace)
+    assert namespace[name] is getattr(module, name)
+
+
+def test_package_ships_type_information() -> None:
+    assert (Path(schedulerx.__file__).parent / "py.typed").is_file()
+
+
+# -- registration ----------------------------------------------------------------------------
+
+
+class Echo:
+    def __init__(self, id: str) -> None:
+        self.id = id
+        self.calls: list[Sequence[str]] = []
+
+    def execute(self, params: Sequence[str]) -> None:
+        self.calls.append(params)
+
+
+def scheduler() -> Scheduler:
+    return Scheduler(StaticScheduleFetcher({}), pod_id="test-pod")
+
+
+def test_register_returns_the_command() -> None:
+    s = scheduler()
+    cmd = Echo("backup")
+    assert s.register(cmd) is cmd
+    assert s.commands == ["backup"]
+    assert isinstance(cmd, Command)
+
+
+def test_register_rejects_a_duplicate_id() -> None:
+    s = scheduler()
+    s.register(Echo("backup"))
+    with pytest.raises(ValueError, match="already registered") as info:
+        s.register(Echo("backup"))
+    assert "\n" not in str(info.value)
+    assert s.commands == ["backup"]
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "   ", " backup", "backup ", "a/b", "a\tb", "a\nb", "a\rb", "x" * 201]
+)
+def test_register_rejects_unusable_ids(bad: str) -> None:
+    with pytest.raises(ValueError, match="command id") as info:
+        scheduler().register(Echo(bad))
+    assert "\n" not in str(info.value)
+
+
+def test_register_rejects_an_inner_space() -> None:
+    with pytest.raises(ValueError, match="whitespace"):
+        scheduler().register(Echo("back up"))
+
+
+@pytest.mark.parametrize("ok", ["backup", "mail@example.com", "grüße", "a.b-c_d:e", "x" * 200])
+def test_register_accepts_ordinary_ids(ok: str) -> None:
+    s = scheduler()
+    s.register(Echo(ok))
+    assert s.commands == [ok]
+
+
+def test_register_rejects_objects_without_execute() -> None:
+    class NoExecute:
+        id = "backup"
+
+    class NotCallable:
+        id = "backup"
+        execute = "run"
+
+    for bad in (NoExecute(), NotCallable()):
+        with pytest.raises(TypeError, match="execute"):
+            scheduler().register(bad)  # type: ignore[arg-type]
+
+
+def test_register_rejects_objects_without_an_id() -> None:
+    class NoId:
+        def execute(self, params: Sequence[str]) -> None:
+            pass
+
+    with pytest.raises(ValueError, match="command id"):
+        scheduler().register(NoId())  # type: ignore[arg-type]
+
+
+def test_register_rejects_a_bad_overlap() -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 (enum's own message)
+        scheduler().register(Echo("backup"), overlap="sometimes")
+
+
+def test_register_rejects_invalid_policy_values() -> None:
+    with pytest.raises(ValueError, match="retries"):
+        scheduler().register(Echo("backup"), retries=-1)
+
+
+def test_command_decorator_registers_a_function() -> None:
+    s = scheduler()
+    seen: list[Sequence[str]] = []
+
+    @s.command("hello", retries=1)
+    def hello(params: Sequence[str]) -> None:
+        seen.append(params)
+
+    assert s.commands == ["hello"]
+    hello(["direct"])  # the decorator returns the function itself
+    assert seen == [["direct"]]
+    with pytest.raises(ValueError, match="already registered"):
+        s.command("hello")(hello)
+
+
+def test_function_command_passes_params() -> None:
+    got: list[Sequence[str]] = []
+    cmd = FunctionCommand("f", got.append)
+    cmd.execute(("a", "b"))
+    assert got == [("a", "b")]
+    assert isinstance(cmd, Command)
+
+
+# -- schedules and fetchers ------------------------------------------------------------------
+
+
+def test_schedule_coerce_accepts_the_seeds_forms() -> None:
+    s = Schedule(cron="0 3 * * *", params=("a",), timezone="Europe/Berlin")
+    assert Schedule.coerce(s) is s
+    assert Schedule.coerce(("0 3 * * *", ["--full", "x"])) == Schedule(
+        cron="0 3 * * *", params=("--full", "x")
+    )
+    assert Schedule.coerce(["0 3 * * *", ()]) == Schedule(cron="0 3 * * *")
+    assert Schedule.coerce("0 3 * * *") == Schedule(cron="0 3 * * *")
+    assert Schedule.coerce(("* * * * *", [1, 2])).params == ("1", "2")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("0 3 * * *",),
+        ("0 3 * * *", [], "extra"),
+        (3, []),
+        ("0 3 * * *", "--full"),
+        ("0 3 * * *", 5),
+        (),
+    ],
+)
+def test_schedule_coerce_rejects_bad_shapes(bad: object) -> None:
+    with pytest.raises(TypeError) as info:
+        Schedule.coerce(bad)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_static_fetcher() -> None:
+    f = StaticScheduleFetcher(
+        {
+            "backup": ("0 3 * * *", ["--full"]),
+            "report": "*/5 * * * *",
+            "tz": Schedule(cron="0 9 * * *", timezone="Asia/Tokyo"),
+        }
+    )
+    assert isinstance(f, ScheduleFetcher)
+    assert f.fetch_schedule("backup") == Schedule(cron="0 3 * * *", params=("--full",))
+    assert f.fetch_schedule("report") == Schedule(cron="*/5 * * * *")
+    assert f.fetch_schedule("tz") == Schedule(cron="0 9 * * *", timezone="Asia/Tokyo")
+    assert f.fetch_schedule("other") is None
+
+
+def test_static_fetcher_rejects_bad_shapes_at_once() -> None:
+    with pytest.raises(TypeError):
+        StaticScheduleFetcher({"backup": ("0 3 * * *", "--full")})
+
+
+def test_log_fetcher_returns_nothing() -> None:
+    assert LogScheduleFetcher().fetch_schedule("backup") is None
+    assert isinstance(LogScheduleFetcher(), ScheduleFetcher)
+
+
+def bump(path: Path, text: str) -> None:
+    """Rewrite ``path`` and move its mtime forward, so the change is seen on any file system."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text)
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+TOML = """
+[backup]
+cron = "0 3 * * *"
+params = ["--full", 7]
+timezone = "Europe/Berlin"
+
+[report]
+cron = "*/5 * * * *"
+"""
+
+
+def test_file_fetcher_reads_toml_and_rereads_on_change(tmp_path: Path) -> None:
+    path = tmp_path / "schedules.toml"
+    path.write_text(TOML)
+    f = FileScheduleFetcher(path)
+    assert f.fetch_schedule("backup") == Schedule(
+        cron="0 3 * * *", params=("--full", "7"), timezone="Europe/Berlin"
+    )
+    assert f.fetch_schedule("report") == Schedule(cron="*/5 * * * *")
+    assert f.fetch_schedule("other") is None
+    bump(path, '[backup]\ncron = "0 4 * * *"\n')
+    assert f.fetch_schedule("backup") == Schedule(cron="0 4 * * *")
+    assert f.fetch_schedule("report") is None
+
+
+def test_file_fetcher_reads_json_and_rereads_on_change(tmp_path: Path) -> None:
+    path = tmp_path / "schedules.json"
+    path.write_text(json.dumps({"backup": {"cron": "0 3 * * *", "params": ["a"]}}))
+    f = FileScheduleFetcher(str(path))
+    assert f.fetch_schedule("backup") == Schedule(cron="0 3 * * *", params=("a",))
+    bump(path, json.dumps({"backup": {"cron": "0 5 * * *", "params": ["a"]}}))
+    assert f.fetch_schedule("backup") == Schedule(cron="0 5 * * *", params=("a",))
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("s.toml", "[backup\ncron = 1"),
+        ("s.json", "{not json"),
+        ("s.json", "[1, 2]"),
+        ("s.toml", "[backup]\nparams = []\n"),  # no cron
+        ("s.toml", '[backup]\ncron = "* * * * *"\nparams = "--full"\n'),
+        ("s.json", '{"backup": "* * * * *"}'),
+    ],
+)
+def test_file_fetcher_raises_on_a_broken_file(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError):  # noqa: PT011 (parser errors vary; all are ValueError)
+        FileScheduleFetcher(path).fetch_schedule("backup")
+
+
+def test_file_fetcher_recovers_after_a_broken_edit(tmp_path: Path) -> None:
+    path = tmp_path / "schedules.toml"
+    path.write_text(TOML)
+    f = FileScheduleFetcher(path)
+    assert f.fetch_schedule("report") == Schedule(cron="*/5 * * * *")
+    bump(path, "[report\n")
+    with pytest.raises(ValueError):  # noqa: PT011
+        f.fetch_schedule("report")
+    with pytest.raises(ValueError):  # still broken: raises again, not a stale answer  # noqa: PT011
+        f.fetch_schedule("report")
+    bump(path, '[report]\ncron = "0 * * * *"\n')
+    assert f.fetch_schedule("report") == Schedule(cron="0 * * * *")
+
+
+def test_file_fetcher_on_a_missing_file_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        FileScheduleFetcher(tmp_path / "absent.toml").fetch_schedule("backup")
+
+
+# -- current_job -----------------------------------------------------------------------------
+
+
+def test_current_job_outside_a_run_raises() -> None:
+    with pytest.raises(RuntimeError, match="only available inside"):
+        current_job()
+
+
+def test_current_job_inside_a_run() -> None:
+    t = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    job = Job(id="backup@x", command_id="backup", scheduled_at=t, status=JobStatus.RUNNING)
+    token = set_current_job(job)
+    try:
+        assert current_job() is job
+    finally:
+        reset_current_job(token)
+    with pytest.raises(RuntimeError):
+        current_job()
+
+
+# -- Policy ----------------------------------------------------------------------------------
+
+
+def test_policy_defaults() -> None:
+    p = Policy()
+    assert (p.misfire_grace, p.coalesce, p.overlap, p.timeout, p.retries) == (
+        timedelta(seconds=30),
+        True,
+        Overlap.SKIP,
+        None,
+        0,
+    )
+    assert p.retry_backoff == timedelta(seconds=1)
+    assert p.history_limit == 1000
+    assert Policy(misfire_grace=timedelta(0)).misfire_grace == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"misfire_grace": timedelta(seconds=-1)}, "misfire_grace"),
+        ({"retries": -1}, "retries"),
+        ({"history_limit": 0}, "history_limit"),
+        ({"timeout": timedelta(0)}, "timeout"),
+        ({"timeout": timedelta(seconds=-5)}, "timeout"),
+    ],
+)
+def test_policy_validation(fields: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment) as info:
+        Policy(**fields)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_policy_rejects_a_negative_retry_backoff() -> None:
+    with pytest.raises(ValueError, match="retry_backoff"):
+        Policy(retry_backoff=timedelta(seconds=-1))
+
+
+def test_overlap_values() -> None:
+    assert {o.value for o in Overlap} == {"skip", "allow"}
