@@ -91,6 +91,7 @@ class Pod:
         self._session: LogSession | None = None
         self._thread: threading.Thread | None = None
         self._next_sweep = 0.0
+        self._caught_up: set[int] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -128,6 +129,20 @@ class Pod:
         if finished and self._failure is not None:
             raise self._failure
         return finished
+
+    def owned(self) -> frozenset[int]:
+        """Partitions this pod owns and has caught up on (empty before the first assignment)."""
+        session = self._session
+        if session is None or not self.running:
+            return frozenset()
+        return session.owned() & self._caught_up
+
+    @property
+    def ready(self) -> bool:
+        """True when the pod is a member that owns partitions and has caught up on all of
+        them (readiness probe). A pod of a group with more pods than partitions owns none
+        and is not ready, by design: it is a standby."""
+        return self.running and bool(self.owned())
 
     @property
     def running(self) -> bool:
@@ -202,6 +217,8 @@ class Pod:
                 if job.status is JobStatus.FAILED:
                     self.stats.add("jobs_owner_lost")
         self._fetched(now, only=partitions)
+        self._caught_up |= partitions
+        self.stats.add("partition_assignments")
         log.info("pod %s owns partitions %s", self.config.pod_id, sorted(partitions))
 
     def _drop(self, partitions: frozenset[int]) -> None:
@@ -214,6 +231,8 @@ class Pod:
         for p in partitions:
             self._writes.batches.pop(p, None)
         self.book.drop_partitions(partitions)
+        self._caught_up -= partitions
+        self.stats.add("partition_revocations")
         log.info("pod %s released partitions %s", self.config.pod_id, sorted(partitions))
 
     def _ingest(self, records: list[Record]) -> None:
