@@ -1,0 +1,131 @@
+"""An in-memory event log for tests of code that uses schedulerx (one pod, no disk).
+
+It implements the EventLog port exactly as the contract suite expects: offsets from 0,
+one session owning every partition, requests delivered through ``poll``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from schedulerx.ports.event_log import Item, LogLocked, NotOwner, Poll, Record
+
+
+class MemoryLog:
+    """A partitioned log held in lists. Thread-safe; at most one session at a time."""
+
+    def __init__(self, partitions: int = 12):
+        self._parts: list[list[Record]] = [[] for _ in range(partitions)]
+        self._requests: list[bytes] = []
+        self._cond = threading.Condition()
+        self._session: MemorySession | None = None
+
+    @property
+    def partitions(self) -> int:
+        """How many partitions."""
+        return len(self._parts)
+
+    def reader(self) -> MemoryReader:
+        """A reader of everything appended so far (and later)."""
+        return MemoryReader(self)
+
+    def join(self, pod_id: str) -> MemorySession:
+        """The one session; LogLocked if another is open."""
+        with self._cond:
+            if self._session is not None and not self._session.closed:
+                raise LogLocked(f"memory log is in use by pod {self._session.pod_id!r}")
+            self._session = MemorySession(self, pod_id)
+            return self._session
+
+    def submit(self, command_id: str, request: bytes) -> None:
+        """Queue a request for the session's next poll."""
+        with self._cond:
+            self._requests.append(request)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def append(self, partition: int, items: Sequence[Item]) -> list[int]:
+        """Append directly (tests that inject records, e.g. poison)."""
+        with self._cond:
+            part = self._parts[partition]
+            start = len(part)
+            now = int(time.time() * 1000)
+            part.extend(Record(partition, start + i, k, v, now) for i, (k, v) in enumerate(items))
+            self._cond.notify_all()
+            return list(range(start, start + len(items)))
+
+    def records(self, partition: int) -> list[Record]:
+        """A copy of one partition's records."""
+        with self._cond:
+            return list(self._parts[partition])
+
+
+class MemoryReader:
+    """Reads a MemoryLog."""
+
+    def __init__(self, log: MemoryLog):
+        self._log = log
+
+    @property
+    def partitions(self) -> int:
+        """How many partitions."""
+        return self._log.partitions
+
+    def bounds(self, partition: int) -> tuple[int, int]:
+        """(0, next offset)."""
+        return 0, len(self._log.records(partition))
+
+    def read(self, partition: int, offset: int, max_records: int = 1000) -> list[Record]:
+        """Records from ``offset`` on."""
+        return self._log.records(partition)[offset : offset + max_records]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class MemorySession:
+    """Owns every partition of its MemoryLog until closed."""
+
+    def __init__(self, log: MemoryLog, pod_id: str):
+        self._log = log
+        self.pod_id = pod_id
+        self.closed = False
+        self._first = True
+        self._seen = [len(log.records(p)) for p in range(log.partitions)]
+
+    def poll(self, timeout_s: float) -> Poll:
+        """New records (own appends included), requests, and the first assignment."""
+        log = self._log
+        with log._cond:
+            if not self._first and not log._requests and not self._fresh():
+                log._cond.wait(timeout_s)
+            records = []
+            for p in range(log.partitions):
+                part = log._parts[p]
+                records.extend(part[self._seen[p] :])
+                self._seen[p] = len(part)
+            requests, log._requests = log._requests, []
+        assigned = frozenset(range(log.partitions)) if self._first else frozenset()
+        self._first = False
+        return Poll(records=records, assigned=assigned, requests=requests)
+
+    def _fresh(self) -> bool:
+        return any(len(self._log._parts[p]) > self._seen[p] for p in range(self._log.partitions))
+
+    def owned(self) -> frozenset[int]:
+        """Every partition while open."""
+        return frozenset() if self.closed else frozenset(range(self._log.partitions))
+
+    def append(self, partition: int, items: Sequence[Item]) -> list[int]:
+        """Append; NotOwner once closed."""
+        if self.closed:
+            raise NotOwner(f"session of {self.pod_id} is closed")
+        return self._log.append(partition, items)
+
+    def close(self) -> None:
+        """Give up every partition."""
+        self.closed = True
