@@ -68,9 +68,11 @@ class Writes:
                 lost(partition)
                 continue
             except LogError as exc:
+                # The log is likely down for every partition: stop here (each attempt can
+                # block for the client's timeout) and retry all of it on the next flush.
                 log.error("write to partition %d failed, will retry: %s", partition, exc)
                 ok = False
-                continue
+                break
             del self.batches[partition]
             committed(partition, staged, offsets)
         if not self.batches:

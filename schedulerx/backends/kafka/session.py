@@ -38,6 +38,20 @@ from schedulerx.backends.kafka.settings import KafkaSettings
 from schedulerx.ports.event_log import Item, LogError, NotOwner, Poll
 
 log = logging.getLogger("schedulerx.kafka")
+_QUIET_S = 10.0
+
+
+class _Throttle:
+    """Logs a repeated warning at most once per ``_QUIET_S`` (a broker outage is one event)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -_QUIET_S) >= _QUIET_S:
+            self._last[kind] = now
+            log.warning(message, *args)
 _FENCED = (ProducerFencedError, InvalidProducerEpochError)
 
 
@@ -72,6 +86,7 @@ class KafkaSession:
         self._broken: set[int] = set()
         self._to_commit: dict[Any, Any] = {}
         self._closed = False
+        self._throttle = _Throttle()
         session_ms = settings.session_timeout_ms
         self._lease_s = session_ms / 1000 * 2 / 3
         kw = settings.client_kwargs()
@@ -122,7 +137,7 @@ class KafkaSession:
         try:
             self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=1)
         except KafkaError as exc:
-            log.warning("group poll failed (will retry): %s", describe(exc))
+            self._throttle.warning("poll", "group poll failed (will retry): %s", describe(exc))
         with self._lock:
             assigned, self._pending_assigned = self._pending_assigned, set()
             revoked, self._pending_revoked = self._pending_revoked, set()
@@ -304,7 +319,8 @@ class KafkaSession:
         try:
             batch = self._inbox.poll(timeout_ms=0, max_records=500)
         except KafkaError as exc:
-            log.warning("reading requests failed (will retry): %s", describe(exc))
+            self._throttle.warning("requests", "reading requests failed (will retry): %s",
+                                   describe(exc))
             return []
         out: list[bytes] = []
         for tp, records in batch.items():
