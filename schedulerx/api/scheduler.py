@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from schedulerx.api.command import Command, FunctionCommand, Registration, validate_command_id
 from schedulerx.api.fetchers import ScheduleFetcher, StaticScheduleFetcher
@@ -20,6 +20,9 @@ from schedulerx.engine.config import PodConfig, default_pod_id
 from schedulerx.engine.pod import Pod
 from schedulerx.ports.clock import Clock
 from schedulerx.ports.event_log import EventLog
+
+if TYPE_CHECKING:
+    from schedulerx.ops import PodServer
 
 log = logging.getLogger("schedulerx")
 F = TypeVar("F", bound=Callable[[Sequence[str]], object])
@@ -59,6 +62,7 @@ class Scheduler:
         self._registrations: dict[str, Registration] = {}
         self._pod: Pod | None = None
         self._opened: EventLog | None = None
+        self._ops: PodServer | None = None
         self._lock = threading.Lock()
 
     # -- configuration -------------------------------------------------------------------
@@ -140,8 +144,12 @@ class Scheduler:
 
     # -- running -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the pod in background threads; returns once it has joined the log."""
+    def start(self, http: str | None = None) -> None:
+        """Start the pod in background threads; returns once it has joined the log.
+
+        ``http``: also serve metrics, health and the dashboard there (``9100`` means
+        127.0.0.1:9100; see ``schedulerx.ops.parse_address``), from before the pod joins.
+        """
         from projections import ProjectionStore
 
         with self._lock:
@@ -161,13 +169,21 @@ class Scheduler:
                 self._pod_config,
                 self._clock,
             )
+            ops = None
             try:
+                if http is not None:
+                    from schedulerx.ops import serve_pod
+
+                    ops = serve_pod(pod, http)
                 pod.start()
             except BaseException:
+                if ops is not None:
+                    ops.close()
                 if self._log is None:
                     event_log.close()
                 raise
             self._pod = pod
+            self._ops = ops
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop gracefully: no new claims, running jobs finish within the stop grace."""
@@ -176,6 +192,9 @@ class Scheduler:
             return
         pod.stop()
         pod.join(timeout)
+        if self._ops is not None:
+            self._ops.close()
+            self._ops = None
         close = getattr(pod.store, "close", None)
         if close is not None:
             close()
@@ -183,9 +202,11 @@ class Scheduler:
             self._opened.close()
         self._pod = None
 
-    def run(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop gracefully (blocking; main thread)."""
-        self.start()
+    def run(self, http: str | None = None) -> None:
+        """Run until SIGTERM or SIGINT, then stop gracefully (blocking; main thread).
+
+        ``http``: as for ``start``."""
+        self.start(http)
         pod = self._pod
         assert pod is not None
 

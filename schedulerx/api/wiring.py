@@ -23,7 +23,9 @@ class BackendConfig:
     data_dir: Path = DEFAULT_DATA_DIR
     kafka: str | None = None
     topic: str = DEFAULT_TOPIC
-    group: str = "schedulerx"
+    group: str | None = None
+    """Kafka consumer group; None means ``<topic>-pods`` (one group per topic: members of one
+    group subscribed to different topics would starve each other of assignments)."""
     partitions: int | None = None
 
     @classmethod
@@ -34,7 +36,7 @@ class BackendConfig:
             "data_dir": Path(env.get("SCHEDULERX_DATA_DIR", str(DEFAULT_DATA_DIR))),
             "kafka": env.get("SCHEDULERX_KAFKA") or None,
             "topic": env.get("SCHEDULERX_TOPIC", DEFAULT_TOPIC),
-            "group": env.get("SCHEDULERX_GROUP", "schedulerx"),
+            "group": env.get("SCHEDULERX_GROUP") or None,
         }
         if env.get("SCHEDULERX_PARTITIONS"):
             values["partitions"] = int(env["SCHEDULERX_PARTITIONS"])
@@ -42,6 +44,11 @@ class BackendConfig:
         if not isinstance(values["data_dir"], Path):
             values["data_dir"] = Path(str(values["data_dir"]))
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def kafka_group(self) -> str:
+        """The consumer group pods of this topic join."""
+        return self.group or f"{self.topic}-pods"
 
     def projection_dir(self, owner: str = "pod") -> Path:
         """Where a local projection of this log is kept (``owner``: pod or a reader's name)."""
@@ -66,7 +73,7 @@ def open_log(config: BackendConfig, *, create: bool = True) -> EventLog:
     log: EventLog = KafkaLog(
         config.kafka,
         topic=config.topic,
-        group=config.group,
+        group=config.kafka_group,
         partitions=config.partitions,
         create_topic=create,
     )

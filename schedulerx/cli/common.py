@@ -25,7 +25,7 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", type=Path, help="embedded log and projections (./.schedulerx)")
     g.add_argument("--kafka", metavar="BOOTSTRAP", help="use Kafka at host:port[,host:port]")
     g.add_argument("--topic", help="Kafka state topic (schedulerx)")
-    g.add_argument("--group", help="Kafka consumer group (schedulerx)")
+    g.add_argument("--group", help="Kafka consumer group (<topic>-pods)")
 
 
 def backend_of(args: argparse.Namespace) -> BackendConfig:

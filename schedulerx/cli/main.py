@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from projections import ProjectionError
-from schedulerx.cli import compact, jobs, replay, run, schedule, topic
+from schedulerx.cli import compact, dashboard, doctor, jobs, replay, run, schedule, topic
 from schedulerx.cli.common import UserError
 from schedulerx.ports.event_log import LogError
 
-_MODULES = (run, jobs, schedule, replay, topic, compact)
+_MODULES = (run, jobs, schedule, replay, topic, compact, dashboard, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,8 @@ from schedulerx.cli.common import UserError, add_connection_flags
 EXAMPLES = """examples:
   schedulerx run examples/demo.py
   schedulerx run myapp.jobs:scheduler --kafka 127.0.0.1:9092 --pod-id pod-a
-  SCHEDULERX_KAFKA=broker:9092 schedulerx run app.py:make_scheduler"""
+  SCHEDULERX_KAFKA=broker:9092 schedulerx run app.py:make_scheduler
+  schedulerx run examples/demo.py --http 9100   # metrics and dashboard on 127.0.0.1:9100"""
 
 
 def add_parser(sub: Any) -> None:
@@ -41,6 +42,13 @@ def add_parser(sub: Any) -> None:
         help="this pod's id (Kafka: static group membership)",
     )
     p.add_argument("--workers", type=int, help="executor threads")
+    p.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        default=os.environ.get("SCHEDULERX_HTTP") or None,
+        help="serve /metrics, /healthz, /readyz and the dashboard (PORT alone: 127.0.0.1; "
+        "0.0.0.0:PORT for all interfaces)",
+    )
     p.add_argument("--log-level", default=os.environ.get("SCHEDULERX_LOG_LEVEL", "info"))
     p.add_argument(
         "--log-format",
@@ -85,6 +93,13 @@ def handle(args: argparse.Namespace) -> int:
     from schedulerx.cli.main import setup_logging
 
     setup_logging(args.log_level, args.log_format)
+    if args.http is not None:
+        from schedulerx.ops.http import AddressError, parse_address
+
+        try:
+            parse_address(args.http)
+        except AddressError as exc:
+            raise UserError(str(exc)) from None
     scheduler = load_app(args.app)
     overrides: dict[str, object] = {}
     if args.pod_id:
@@ -96,5 +111,5 @@ def handle(args: argparse.Namespace) -> int:
         scheduler.backend, **{k: v for k, v in flags.items() if v is not None}
     )
     scheduler.configure(backend, **overrides)
-    scheduler.run()
+    scheduler.run(http=args.http)
     return 0

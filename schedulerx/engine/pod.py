@@ -216,6 +216,7 @@ class Pod:
                 self._stage_job(entry.partition, job, now)
                 if job.status is JobStatus.FAILED:
                     self.stats.add("jobs_owner_lost")
+                    self.stats.job(job.status, job.error)
         self._fetched(now, only=partitions)
         self._caught_up |= partitions
         self.stats.add("partition_assignments")
@@ -362,7 +363,7 @@ class Pod:
                 )
             else:
                 new = current.to(JobStatus.FAILED, finished_at=o.at, error=o.error)
-        self.stats.add(f"jobs_{new.status}")
+        self.stats.job(new.status, new.error)
         self._stage_job(entry.partition, new, o.at)
 
     def _on_timer(self, key: str) -> None:
@@ -448,8 +449,8 @@ class Pod:
             )
         for job in result.changes:
             self._stage_job(entry.partition, job, now)
-            if job.status is JobStatus.MISSED:
-                self.stats.add("jobs_missed")
+            if job.status.terminal:
+                self.stats.job(job.status, job.error)
         claimable = [j for j in result.to_claim if j.id not in {c.id for c in result.changes}]
         for job in claimable:
             self._stage_job(

@@ -31,7 +31,6 @@ import atexit
 import base64
 import contextlib
 import ctypes
-import os
 import shlex
 import shutil
 import signal
@@ -46,85 +45,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-DEFAULT_KAFKA_VERSION = "4.1.1"
+from schedulerx.testing.kafka_jars import (
+    DEFAULT_KAFKA_VERSION,
+    TOOLS_DIR,
+    KafkaBrokerError,
+    ensure_jars,
+    require_tool,
+)
+
+__all__ = ["DEFAULT_KAFKA_VERSION", "KafkaBroker", "KafkaBrokerError", "Node", "ensure_jars"]
+
 DEFAULT_HEAP = "-Xms256m -Xmx384m"
 READY_LINE = b"Kafka Server started"
 START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
-JARS_CACHE_ENV = "SCHEDULERX_KAFKA_JARS_CACHE"
-_TOOLS_DIR = Path(__file__).resolve().parents[2] / "tools" / "kafka"
-
-
-class KafkaBrokerError(RuntimeError):
-    """The harness could not fetch jars or start/stop a broker. The first line says why."""
-
-
-def _require(tool: str, why: str) -> str:
-    if tool == "java" and os.environ.get("JAVA_HOME"):
-        java = Path(os.environ["JAVA_HOME"]) / "bin" / "java"
-        if java.is_file():
-            return str(java)
-    found = shutil.which(tool)
-    if found is None:
-        raise KafkaBrokerError(f"`{tool}` not found on PATH: {why}")
-    return found
-
-
-def jars_cache_dir(version: str = DEFAULT_KAFKA_VERSION) -> Path:
-    """Where the jars of ``version`` live: ``<root>/kafka-<version>/jars``.
-
-    ``<root>`` is ``$SCHEDULERX_KAFKA_JARS_CACHE`` if set, else ``$XDG_CACHE_HOME/schedulerx``,
-    else ``~/.cache/schedulerx``.
-    """
-    root_env = os.environ.get(JARS_CACHE_ENV)
-    if root_env:
-        root = Path(root_env).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = (Path(xdg) if xdg else Path.home() / ".cache") / "schedulerx"
-    return root / f"kafka-{version}" / "jars"
-
-
-def _cache_complete(jars: Path, version: str) -> bool:
-    return (jars / f"kafka_2.13-{version}.jar").is_file()
-
-
-def ensure_jars(version: str = DEFAULT_KAFKA_VERSION, pom: Path | None = None) -> Path:
-    """Return the directory holding every runtime jar of Kafka ``version``, fetching it if absent.
-
-    The fetch runs ``mvn dependency:copy-dependencies`` on ``pom`` (default: the repository's
-    ``tools/kafka/pom.xml``) into a temporary sibling directory and renames it into place only
-    when complete, so an interrupted fetch never leaves a half-filled cache; concurrent fetches
-    are safe (the first rename wins). Raises :class:`KafkaBrokerError` (one line) if ``mvn`` or
-    the POM is missing or Maven fails; Maven's full output is kept in ``fetch.log`` next to it.
-    """
-    jars = jars_cache_dir(version)
-    if _cache_complete(jars, version):
-        return jars
-    mvn = _require("mvn", "it fetches the Kafka broker jars (or pre-fill the jar cache)")
-    pom = pom if pom is not None else _TOOLS_DIR / "pom.xml"
-    if not pom.is_file():
-        raise KafkaBrokerError(f"Kafka jar POM not found at {pom}: pass pom= to ensure_jars()")
-    jars.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix="jars.partial-", dir=jars.parent))
-    log = jars.parent / "fetch.log"
-    try:
-        cmd = [mvn, "-B", "-q", "dependency:copy-dependencies", f"-DoutputDirectory={partial}"]
-        cmd += ["-DincludeScope=runtime", f"-Dkafka.version={version}", "-f", str(pom)]
-        with log.open("wb") as out:
-            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
-        if rc != 0 or not _cache_complete(partial, version):
-            errors = [ln for ln in log.read_text(errors="replace").splitlines() if "ERROR" in ln]
-            why = errors[0].strip() if errors else f"exit code {rc}"
-            raise KafkaBrokerError(f"fetching Kafka {version} jars failed ({log}): {why}")
-        try:
-            partial.rename(jars)
-        except OSError:
-            if not _cache_complete(jars, version):  # not a lost race: a real failure
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return jars
 
 
 def _free_ports(count: int) -> list[int]:
@@ -152,10 +86,10 @@ def _parent_death_signal() -> Callable[[], None] | None:
     """
     if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
         return None
-    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
 
     def preexec() -> None:
-        libc.prctl(1, signal.SIGTERM)  # 1 == PR_SET_PDEATHSIG
+        prctl(1, int(signal.SIGTERM))  # 1 == PR_SET_PDEATHSIG
 
     return preexec
 
@@ -364,9 +298,9 @@ class KafkaBroker:
         """
         if nodes not in (1, 3):
             raise KafkaBrokerError(f"nodes must be 1 or 3, got {nodes}")
-        java = _require("java", "the Kafka test broker needs a JDK 17+")
+        java = require_tool("java", "the Kafka test broker needs a JDK 17+")
         jars = jars if jars is not None else ensure_jars(version)
-        log4j = log4j_config if log4j_config is not None else _TOOLS_DIR / "log4j2.yaml"
+        log4j = log4j_config if log4j_config is not None else TOOLS_DIR / "log4j2.yaml"
         if not log4j.is_file():
             raise KafkaBrokerError(f"broker log config not found at {log4j}")
         workdir = Path(workdir).resolve()
@@ -421,15 +355,10 @@ def _format(java: str, classpath: list[str], nodes: list[Node]) -> None:
     standalone = ["--standalone"] if len(nodes) == 1 else []
     tool = [java, "-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", *classpath]
     tool += ["kafka.tools.StorageTool", "format", *standalone, "-t", cid]
-    procs = [
-        (
-            n,
-            subprocess.Popen(
-                [*tool, "-c", str(n.config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-            ),
-        )
-        for n in nodes
-    ]
+    procs = []
+    for n in nodes:
+        cmd = [*tool, "-c", str(n.config)]
+        procs.append((n, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
     for n, p in procs:
         out, _ = p.communicate()
         if p.returncode != 0:

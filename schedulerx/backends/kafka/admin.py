@@ -31,6 +31,7 @@ def connect_admin(settings: KafkaSettings) -> Any:
             **settings.client_kwargs(),
             client_id="schedulerx-admin",
             request_timeout_ms=int(settings.connect_timeout_s * 1000),
+            bootstrap_timeout_ms=int(settings.connect_timeout_s * 1000),
         )
     except (KafkaError, OSError) as exc:
         raise unreachable(settings.bootstrap, exc) from None

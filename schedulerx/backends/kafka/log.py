@@ -24,10 +24,11 @@ class KafkaLog:
         bootstrap: str,
         *,
         topic: str = "schedulerx",
-        group: str = "schedulerx",
+        group: str | None = None,
         partitions: int | None = None,
         **settings: Any,
     ):
+        group = group or f"{topic}-pods"
         self.settings = KafkaSettings.from_env(
             bootstrap, topic=topic, group=group, partitions=partitions, **settings
         )

@@ -39,6 +39,7 @@ from schedulerx.ports.event_log import Item, LogError, NotOwner, Poll
 
 log = logging.getLogger("schedulerx.kafka")
 _QUIET_S = 10.0
+_SEND_TIMEOUT_S = 10.0
 
 
 class _Throttle:
@@ -160,8 +161,13 @@ class KafkaSession:
             futures = [
                 producer.send(self._s.topic, key=k, value=v, partition=partition) for k, v in items
             ]
+            # Every record must be acknowledged before the commit: kafka-python 3.0.12 can
+            # drop a transaction's records when its coordinator died, fail their futures
+            # later, and still return from commit_transaction() with nothing written.
+            producer.flush(timeout=_SEND_TIMEOUT_S)
+            offsets = [int(f.get(timeout=_SEND_TIMEOUT_S).offset) for f in futures]
             producer.commit_transaction()
-            return [int(f.get(timeout=10).offset) for f in futures]
+            return offsets
         except _FENCED as exc:
             self._revoke({partition}, f"fenced ({type(exc).__name__})")
             self._close_producer(partition)
@@ -239,6 +245,7 @@ class KafkaSession:
             enable_idempotence=True,
             max_block_ms=10_000,
             request_timeout_ms=10_000,
+            delivery_timeout_ms=15_000,
             linger_ms=0,
         )
         producer.init_transactions()

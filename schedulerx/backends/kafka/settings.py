@@ -22,7 +22,7 @@ class KafkaSettings:
 
     bootstrap: str
     topic: str = "schedulerx"
-    group: str = "schedulerx"
+    group: str = "schedulerx-pods"
     session_timeout_ms: int = 10_000
     """Failover time after a pod dies (kill -9) is about this plus a rebalance."""
     static_membership: bool = False
