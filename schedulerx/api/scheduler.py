@@ -98,6 +98,7 @@ class Scheduler:
         overlap: Overlap | str | None = None,
         timeout: timedelta | None = None,
         retries: int | None = None,
+        retry_backoff: timedelta | None = None,
         history_limit: int | None = None,
     ) -> Command:
         """Register ``command`` (its ``id`` must be unique here) with its policy."""
@@ -117,6 +118,7 @@ class Scheduler:
                 "overlap": Overlap(overlap) if overlap is not None else None,
                 "timeout": timeout,
                 "retries": retries,
+                "retry_backoff": retry_backoff,
                 "history_limit": history_limit,
             }.items()
             if v is not None

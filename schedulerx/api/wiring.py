@@ -27,6 +27,8 @@ class BackendConfig:
     """Kafka consumer group; None means ``<topic>-pods`` (one group per topic: members of one
     group subscribed to different topics would starve each other of assignments)."""
     partitions: int | None = None
+    static_membership: bool = False
+    """Kafka: join with the pod id as ``group_instance_id`` (set by ``run --pod-id``)."""
 
     @classmethod
     def from_env(cls, **overrides: object) -> BackendConfig:
@@ -74,6 +76,7 @@ def open_log(config: BackendConfig, *, create: bool = True) -> EventLog:
         config.kafka,
         topic=config.topic,
         group=config.kafka_group,
+        static_membership=config.static_membership,
         partitions=config.partitions,
         create_topic=create,
     )

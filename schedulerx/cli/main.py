@@ -39,14 +39,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code: int = args.handler(args)
+    except BrokenPipeError:
+        # `schedulerx replay | head`: the reader left; not an error.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
     except (UserError, LogError, ProjectionError, ValueError, OSError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         sys.stderr.write(f"schedulerx: error: {message}\n")
         return 2
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
     return code
 
 

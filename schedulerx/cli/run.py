@@ -41,7 +41,9 @@ def add_parser(sub: Any) -> None:
         default=os.environ.get("SCHEDULERX_POD_ID"),
         help="this pod's id (Kafka: static group membership)",
     )
-    p.add_argument("--workers", type=int, help="executor threads")
+    p.add_argument(
+        "--workers", type=int, default=_env_int("SCHEDULERX_WORKERS"), help="executor threads (8)"
+    )
     p.add_argument(
         "--http",
         metavar="[HOST:]PORT",
@@ -58,6 +60,11 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 def load_app(spec: str) -> Scheduler:
     """The Scheduler named by ``spec``; UserError with a one-line reason otherwise."""
     target, _, attr = spec.partition(":")
@@ -72,12 +79,15 @@ def load_app(spec: str) -> Scheduler:
             raise UserError(f"cannot load {target}")
         module = importlib.util.module_from_spec(mod_spec)
         sys.modules[path.stem] = module
-        mod_spec.loader.exec_module(module)
+        try:
+            mod_spec.loader.exec_module(module)
+        except Exception as exc:
+            raise UserError(f"loading {target} failed: {type(exc).__name__}: {exc}") from None
     else:
         try:
             module = importlib.import_module(target)
-        except ImportError as exc:
-            raise UserError(f"cannot import {target!r}: {exc}") from None
+        except Exception as exc:
+            raise UserError(f"cannot import {target!r}: {type(exc).__name__}: {exc}") from None
     obj = getattr(module, attr, None)
     if obj is None:
         raise UserError(f"{target} has no attribute {attr!r}")
@@ -106,7 +116,9 @@ def handle(args: argparse.Namespace) -> int:
         overrides["pod_id"] = args.pod_id
     if args.workers:
         overrides["workers"] = args.workers
-    flags = {k: getattr(args, k) for k in ("data_dir", "kafka", "topic", "group")}
+    flags: dict[str, Any] = {k: getattr(args, k) for k in ("data_dir", "kafka", "topic", "group")}
+    if args.pod_id:
+        flags["static_membership"] = True  # a stable id: keep assignments across restarts
     backend = dataclasses.replace(
         scheduler.backend, **{k: v for k, v in flags.items() if v is not None}
     )

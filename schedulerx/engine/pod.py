@@ -152,6 +152,7 @@ class Pod:
     def _main(self) -> None:
         assert self._session is not None
         try:
+            self._follow_all(self._session)
             self._ready.set()
             while not self._stop.is_set():
                 self._iterate(self._session)
@@ -170,9 +171,20 @@ class Pod:
 
     # -- one iteration ---------------------------------------------------------------------
 
+    def _follow_all(self, session: LogSession) -> None:
+        """Bring the projection up to the log end on every partition, then keep following
+        them all: the pod's job list shows the whole fleet, not only what it owns."""
+        reader = self.log.reader()
+        try:
+            catch_up(self.store, reader, range(self.log.partitions))
+        finally:
+            reader.close()
+        session.follow({p: self.store.next_offset(p) for p in range(self.log.partitions)})
+
     def _iterate(self, session: LogSession) -> None:
         poll = session.poll(self._sleep_budget())
         if poll.revoked:
+            self._release(poll.revoked, session)
             self._drop(poll.revoked)
         if poll.assigned:
             self._assign(poll.assigned)
@@ -222,6 +234,20 @@ class Pod:
         self.stats.add("partition_assignments")
         log.info("pod %s owns partitions %s", self.config.pod_id, sorted(partitions))
 
+    def _release(self, partitions: frozenset[int], session: LogSession) -> None:
+        """A graceful hand-over: give the claims not yet started back (claimed -> scheduled)
+        so the next owner runs them, while the session still accepts our writes."""
+        now = self.clock.now()
+        with self._armed_lock:
+            unstarted = [(j, p) for j, p in self._armed.values() if p in partitions]
+            for job, _ in unstarted:
+                del self._armed[job.id]
+                self._timers.cancel(job.id)
+        for job, p in unstarted:
+            self._stage_job(p, job.to(JobStatus.SCHEDULED, owner=None), now)
+        if unstarted:
+            self._flush(session)
+
     def _drop(self, partitions: frozenset[int]) -> None:
         """Stop at once for partitions no longer owned: disarm their claims, forget them."""
         with self._armed_lock:
@@ -242,6 +268,8 @@ class Pod:
             return
         self.store.apply(fresh)
         for r in fresh:
+            if r.partition not in self._caught_up:
+                continue  # followed for the projection only; the book holds owned partitions
             if r.value is None:
                 if r.key.startswith(b"job/"):
                     jid = r.key[4:].decode(errors="replace")

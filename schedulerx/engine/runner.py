@@ -45,12 +45,16 @@ class Runner:
         self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running: dict[str, Job] = {}
-        self._timed_out: set[str] = set()
+        self._timed_out: dict[str, Job] = {}
+        """Reported failed (timeout) but their thread has not returned yet."""
 
     def running_of(self, command_id: str) -> list[str]:
         """Ids of this command's jobs executing on this pod now."""
         with self._lock:
-            return [j.id for j in self._running.values() if j.command_id == command_id]
+            # A timed-out run whose thread still executes still counts: overlap=skip must not
+            # start another run beside it.
+            jobs = [*self._running.values(), *self._timed_out.values()]
+            return [j.id for j in jobs if j.command_id == command_id]
 
     def running_count(self) -> int:
         """How many jobs execute on this pod now."""
@@ -69,7 +73,7 @@ class Runner:
             job = self._running.pop(job_id, None)
             if job is None:
                 return False
-            self._timed_out.add(job_id)
+            self._timed_out[job_id] = job
         self.outcomes.put(Outcome("failed", job, self._clock.now(), reason))
         return True
 
@@ -86,7 +90,7 @@ class Runner:
             reset_current_job(token)
         with self._lock:
             if job.id in self._timed_out:
-                self._timed_out.discard(job.id)
+                del self._timed_out[job.id]
                 log.warning("job %s finished after its timeout; outcome dropped", job.id)
                 return
             self._running.pop(job.id, None)

@@ -20,16 +20,17 @@ _OPEN = (JobStatus.SCHEDULED, JobStatus.CLAIMED, JobStatus.RUNNING)
 def catch_up(store: JobStore, reader: LogReader, partitions: Iterable[int]) -> int:
     """Apply every committed record of ``partitions`` the store has not seen; returns how many.
 
-    A store whose checkpoint is older than the log's first offset (the log was truncated) is
-    rebuilt from the start.
+    A store whose checkpoint lies inside the part of the log that is gone (``0 < next <
+    first stored offset``) is rebuilt from the start of every partition.
     """
+    wanted = sorted(partitions)
+    if any(0 < store.next_offset(p) < reader.bounds(p)[0] for p in wanted):
+        store.reset()
+        wanted = list(range(reader.partitions))
     applied = 0
-    for p in sorted(partitions):
+    for p in wanted:
         start, end = reader.bounds(p)
-        if store.next_offset(p) < start:
-            store.reset()
-            return catch_up(store, reader, range(reader.partitions))
-        offset = store.next_offset(p)
+        offset = max(store.next_offset(p), start)
         while offset < end:
             batch = reader.read(p, offset, _CHUNK)
             if not batch:

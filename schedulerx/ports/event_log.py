@@ -6,7 +6,7 @@ and Kafka (``schedulerx.backends.kafka``). One contract suite (tests/contract) r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,11 +43,16 @@ class Poll:
     """What changed since the previous ``LogSession.poll``."""
 
     records: list[Record] = field(default_factory=list)
-    """New committed records of owned partitions, in offset order per partition."""
+    """New committed records, in offset order per partition: of owned partitions, and of
+    every partition once ``LogSession.follow`` was called. May repeat records the pod wrote
+    itself or already read (callers filter by offset)."""
     assigned: frozenset[int] = frozenset()
     """Partitions newly owned: catch up to their end and recover before acting on them."""
     revoked: frozenset[int] = frozenset()
-    """Partitions no longer owned: stop planning, claiming and starting for them at once."""
+    """Partitions no longer owned: stop planning, claiming and starting for them at once.
+
+    After a graceful revocation (a rebalance, not a loss) the session still accepts appends
+    to them until the next ``poll``: time to release unstarted claims for the next owner."""
     requests: list[bytes] = field(default_factory=list)
     """Schedule-change requests (JSON, see ``EventLog.submit``) for owned partitions.
 
@@ -94,6 +99,11 @@ class LogSession(Protocol):
 
     def owned(self) -> frozenset[int]:
         """The partitions this session owns right now (lease-checked: empty once it is lost)."""
+        ...
+
+    def follow(self, positions: Mapping[int, int]) -> None:
+        """From now on ``poll`` also returns the committed records of every partition, owned
+        or not, from these offsets — so a pod's projection shows the whole fleet's jobs."""
         ...
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:

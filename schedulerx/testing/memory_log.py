@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from schedulerx.ports.event_log import Item, LogLocked, NotOwner, Poll, Record
 
@@ -119,6 +119,9 @@ class MemorySession:
     def owned(self) -> frozenset[int]:
         """Every partition while open."""
         return frozenset() if self.closed else frozenset(range(self._log.partitions))
+
+    def follow(self, positions: Mapping[int, int]) -> None:
+        """Nothing to do: polls return every partition already."""
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
         """Append; NotOwner once closed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from schedulerx.backends.embedded.inbox import InboxConsumer
@@ -78,6 +78,9 @@ class EmbeddedSession:
     def owned(self) -> frozenset[int]:
         """Every partition until ``close``, then none."""
         return frozenset() if self._closed else self._all
+
+    def follow(self, positions: Mapping[int, int]) -> None:
+        """Nothing to do: this session owns every partition and polls return all of them."""
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
         """Append ``items`` as one batch; durable (fsynced) and visible when this returns.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,7 +35,7 @@ from kafka.structs import OffsetAndMetadata
 
 from schedulerx.backends.kafka.errors import describe
 from schedulerx.backends.kafka.settings import KafkaSettings
-from schedulerx.ports.event_log import Item, LogError, NotOwner, Poll
+from schedulerx.ports.event_log import Item, LogError, NotOwner, Poll, Record
 
 log = logging.getLogger("schedulerx.kafka")
 _QUIET_S = 10.0
@@ -53,6 +53,8 @@ class _Throttle:
         if now - self._last.get(kind, -_QUIET_S) >= _QUIET_S:
             self._last[kind] = now
             log.warning(message, *args)
+
+
 _FENCED = (ProducerFencedError, InvalidProducerEpochError)
 
 
@@ -69,7 +71,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._session._pending_assigned.update(tp.partition for tp in assigned)
 
     def on_partitions_lost(self, lost: Any) -> None:
-        self._session._revoke({tp.partition for tp in lost}, "lost")
+        gone = {tp.partition for tp in lost}
+        self._session._lost |= gone
+        self._session._revoke(gone, "lost")
 
 
 class KafkaSession:
@@ -83,6 +87,7 @@ class KafkaSession:
         self._owned: set[int] = set()
         self._pending_assigned: set[int] = set()
         self._pending_revoked: set[int] = set()
+        self._lost: set[int] = set()
         self._producers: dict[int, Any] = {}
         self._broken: set[int] = set()
         self._to_commit: dict[Any, Any] = {}
@@ -117,6 +122,9 @@ class KafkaSession:
         except KafkaError as exc:
             raise LogError(f"cannot join group {settings.group!r}: {describe(exc)}") from None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="schedulerx-txinit")
+        self._follower: Any = None
+        self._draining: set[int] = set()
+        """Revoked (not lost) in the last poll: appends still accepted until the next one."""
 
     # -- port ------------------------------------------------------------------------------
 
@@ -135,6 +143,10 @@ class KafkaSession:
     def poll(self, timeout_s: float) -> Poll:
         """Drive membership; fence and take newly assigned partitions; read requests."""
         self._commit_requests()
+        with self._lock:
+            drained, self._draining = self._draining, set()
+        for p in drained:
+            self._close_producer(p)  # the hand-over window ends with this poll
         try:
             self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=1)
         except KafkaError as exc:
@@ -142,18 +154,56 @@ class KafkaSession:
         with self._lock:
             assigned, self._pending_assigned = self._pending_assigned, set()
             revoked, self._pending_revoked = self._pending_revoked, set()
-        for p in revoked:
+        with self._lock:
+            lost, self._lost = self._lost, set()
+            self._draining = revoked - lost
+        for p in lost:
             self._close_producer(p)
         ready = self._take(assigned - revoked)
         if ready or revoked:
             self._reassign_inbox()
         return Poll(
-            assigned=frozenset(ready), revoked=frozenset(revoked), requests=self._read_requests()
+            records=self._follow_records(),
+            assigned=frozenset(ready),
+            revoked=frozenset(revoked),
+            requests=self._read_requests(),
         )
+
+    def follow(self, positions: Mapping[int, int]) -> None:
+        """Tail every partition of the state topic from ``positions`` (read_committed)."""
+        if self._follower is None:
+            self._follower = KafkaConsumer(
+                **self._s.client_kwargs(),
+                group_id=None,
+                client_id=f"schedulerx-{self._pod_id}-follow",
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+            )
+            self._follower.assign([TopicPartition(self._s.topic, p) for p in positions])
+        for p, offset in positions.items():
+            self._follower.seek(TopicPartition(self._s.topic, p), offset)
+
+    def _follow_records(self) -> list[Record]:
+        if self._follower is None:
+            return []
+        try:
+            batch = self._follower.poll(timeout_ms=0, max_records=5000)
+        except KafkaError as exc:
+            self._throttle.warning(
+                "follow", "following the topic failed (will retry): %s", describe(exc)
+            )
+            return []
+        return [
+            Record(tp.partition, r.offset, r.key or b"", r.value, r.timestamp)
+            for tp, records in batch.items()
+            for r in records
+        ]
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
         """One transaction on ``partition``'s fenced producer; offsets once committed."""
-        if partition not in self.owned():
+        with self._lock:
+            draining = partition in self._draining and self._lease_fresh()
+        if partition not in self.owned() and not draining:
             raise NotOwner(f"partition {partition} is not owned by {self._pod_id}")
         producer = self._producer(partition)
         try:
@@ -169,6 +219,7 @@ class KafkaSession:
             producer.commit_transaction()
             return offsets
         except _FENCED as exc:
+            self._lost.add(partition)
             self._revoke({partition}, f"fenced ({type(exc).__name__})")
             self._close_producer(partition)
             raise NotOwner(f"partition {partition}: fenced by a newer owner") from None
@@ -186,7 +237,10 @@ class KafkaSession:
             self._owned.clear()
         for p in owned:
             self._close_producer(p)
-        for client in (self._inbox, self._consumer):
+        clients = [self._inbox, self._consumer]
+        if self._follower is not None:
+            clients.append(self._follower)
+        for client in clients:
             try:
                 client.close(autocommit=False, timeout_ms=5000)
             except Exception as exc:
@@ -240,7 +294,9 @@ class KafkaSession:
         producer = KafkaProducer(
             **self._s.client_kwargs(),
             client_id=f"schedulerx-{self._pod_id}-p{partition}",
-            transactional_id=f"schedulerx.{self._s.group}.{self._s.topic}.{partition}",
+            # Topic + partition only: every writer of this partition, whatever its group, fences
+            # the others (two groups on one topic must never both run a job).
+            transactional_id=f"schedulerx.{self._s.topic}.{partition}",
             acks="all",
             enable_idempotence=True,
             max_block_ms=10_000,
@@ -326,8 +382,9 @@ class KafkaSession:
         try:
             batch = self._inbox.poll(timeout_ms=0, max_records=500)
         except KafkaError as exc:
-            self._throttle.warning("requests", "reading requests failed (will retry): %s",
-                                   describe(exc))
+            self._throttle.warning(
+                "requests", "reading requests failed (will retry): %s", describe(exc)
+            )
             return []
         out: list[bytes] = []
         for tp, records in batch.items():
