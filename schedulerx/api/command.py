@@ -4,27 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-from schedulerx.domain.schedule import Policy
+from schedulerx.ports.command import Command, Registration
 
-
-@runtime_checkable
-class Command(Protocol):
-    """Something the scheduler runs. ``id`` is unique across the whole deployment."""
-
-    @property
-    def id(self) -> str:
-        """The command's unique id (also the partition key of all its records)."""
-        ...
-
-    def execute(self, params: Sequence[str]) -> None:
-        """Run once with the schedule's params. Raise to fail the job.
-
-        ``schedulerx.current_job()`` returns the job being run; its ``id`` is the idempotency
-        key for the command's side effects.
-        """
-        ...
+__all__ = ["Command", "FunctionCommand", "Registration", "validate_command_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,19 +20,6 @@ class FunctionCommand:
     def execute(self, params: Sequence[str]) -> None:
         """Call the function with the params."""
         self.fn(params)
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """A registered command with its policy."""
-
-    command: Command
-    policy: Policy
-
-    @property
-    def id(self) -> str:
-        """The command's id."""
-        return self.command.id
 
 
 def validate_command_id(command_id: object) -> str:

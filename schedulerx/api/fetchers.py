@@ -13,20 +13,17 @@ import threading
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from schedulerx.domain.schedule import Schedule
+from schedulerx.ports.fetcher import FetchResult, ScheduleFetcher
 
-FetchResult = Schedule | tuple[str, Sequence[str]] | None
-
-
-@runtime_checkable
-class ScheduleFetcher(Protocol):
-    """Supplies the schedule of each command."""
-
-    def fetch_schedule(self, command_id: str) -> FetchResult:
-        """The current schedule of ``command_id`` (None: it has none). Raise on error."""
-        ...
+__all__ = [
+    "FetchResult",
+    "FileScheduleFetcher",
+    "LogScheduleFetcher",
+    "ScheduleFetcher",
+    "StaticScheduleFetcher",
+]
 
 
 class StaticScheduleFetcher:
@@ -97,6 +94,8 @@ class FileScheduleFetcher:
 class LogScheduleFetcher:
     """Schedules are whatever is on the log: set by ``schedulerx schedule set`` or by the
     schedule-change requests other systems send. The pod never overwrites them."""
+
+    reads_log = True
 
     def fetch_schedule(self, command_id: str) -> FetchResult:
         """Never called by the pod (it recognises this fetcher); returns None."""

@@ -11,8 +11,19 @@ from pathlib import Path
 
 import msgspec
 
+from schedulerx.api.jsonform import iso, job_json
 from schedulerx.api.wiring import BackendConfig
-from schedulerx.domain.job import Job
+
+__all__ = [
+    "UserError",
+    "add_connection_flags",
+    "backend_of",
+    "iso",
+    "job_json",
+    "parse_time",
+    "print_json",
+    "table",
+]
 
 
 class UserError(Exception):
@@ -44,32 +55,6 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         raise UserError(f"not an ISO 8601 time: {text!r} (e.g. 2026-12-04T10:15:00Z)") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def iso(t: datetime | None) -> str:
-    """``2026-12-04T10:15:00.123Z`` (milliseconds when not whole seconds), '' for None."""
-    if t is None:
-        return ""
-    t = t.astimezone(UTC)
-    spec = "seconds" if t.microsecond == 0 else "milliseconds"
-    return t.isoformat(timespec=spec).replace("+00:00", "Z")
-
-
-def job_json(job: Job) -> dict[str, object]:
-    """The documented JSON form of a job (all ``Job`` fields, ISO 8601 UTC times)."""
-    return {
-        "id": job.id,
-        "command_id": job.command_id,
-        "scheduled_at": iso(job.scheduled_at),
-        "status": str(job.status),
-        "params": list(job.params),
-        "owner": job.owner,
-        "started_at": iso(job.started_at) or None,
-        "finished_at": iso(job.finished_at) or None,
-        "error": job.error,
-        "attempt": job.attempt,
-        "trigger": job.trigger,
-    }
 
 
 def print_json(value: object) -> None:

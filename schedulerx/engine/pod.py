@@ -16,8 +16,6 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from schedulerx.api.command import Registration
-from schedulerx.api.fetchers import LogScheduleFetcher, ScheduleFetcher
 from schedulerx.domain.events import (
     AnyEvent,
     JobChanged,
@@ -42,7 +40,9 @@ from schedulerx.engine.stats import PodStats
 from schedulerx.engine.timers import TimerHeap
 from schedulerx.engine.writes import Staged, Writes
 from schedulerx.ports.clock import Clock
+from schedulerx.ports.command import Registration
 from schedulerx.ports.event_log import EventLog, LogSession, Record
+from schedulerx.ports.fetcher import ScheduleFetcher
 from schedulerx.ports.store import JobStore
 
 log = logging.getLogger("schedulerx.engine")
@@ -75,7 +75,7 @@ class Pod:
         self._timers = TimerHeap(self._on_timer, self.clock.now)
         self._refresher = (
             None
-            if isinstance(fetcher, LogScheduleFetcher)
+            if getattr(fetcher, "reads_log", False)
             else Refresher(fetcher, list(self.registrations), self.config.refresh_interval)
         )
         self._armed: dict[str, tuple[Job, int]] = {}

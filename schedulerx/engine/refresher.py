@@ -7,8 +7,8 @@ import queue
 import threading
 from datetime import timedelta
 
-from schedulerx.api.fetchers import ScheduleFetcher
 from schedulerx.domain.schedule import Schedule
+from schedulerx.ports.fetcher import ScheduleFetcher
 
 log = logging.getLogger("schedulerx.engine")
 

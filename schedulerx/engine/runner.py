@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from schedulerx.api.command import Registration
-from schedulerx.api.context import reset_current_job, set_current_job
 from schedulerx.domain.job import Job
+from schedulerx.engine.context import reset_current_job, set_current_job
 from schedulerx.ports.clock import Clock
+from schedulerx.ports.command import Registration
 
 log = logging.getLogger("schedulerx.engine")
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Final, Protocol, TypeVar
 
 from projections import MemoryView, ProjectionError, catch_up
+from schedulerx.api.jsonform import iso, job_json
 from schedulerx.api.wiring import BackendConfig, open_log
-from schedulerx.cli.common import iso, job_json
 from schedulerx.domain.job import Job, JobStatus
 from schedulerx.domain.partitioning import partition_for
 from schedulerx.engine.pod import Pod

@@ -27,7 +27,7 @@ from schedulerx import (
     StaticScheduleFetcher,
     current_job,
 )
-from schedulerx.api.context import reset_current_job, set_current_job
+from schedulerx.engine.context import reset_current_job, set_current_job
 
 PUBLIC = [
     "Command",
