@@ -8,11 +8,21 @@ import sys
 from collections.abc import Sequence
 
 from projections import ProjectionError
-from schedulerx.cli import compact, dashboard, doctor, jobs, replay, run, schedule, topic
+from schedulerx.cli import (
+    compact,
+    completion,
+    dashboard,
+    doctor,
+    jobs,
+    replay,
+    run,
+    schedule,
+    topic,
+)
 from schedulerx.cli.common import UserError
 from schedulerx.ports.event_log import LogError
 
-_MODULES = (run, jobs, schedule, replay, topic, compact, dashboard, doctor)
+_MODULES = (run, jobs, schedule, replay, topic, compact, dashboard, doctor, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -170,3 +170,18 @@ def test_corrupt_and_poison_records_are_skipped_counted_and_reported(data_dir: P
     assert [s["command_id"] for s in listed] == ["a", "b"]  # the rest still applies
     replayed = cli("replay", *d).stdout
     assert "poison record" in replayed
+
+
+def test_bash_completion_completes_subcommands_and_flags() -> None:
+    script = cli("completion", "bash").stdout
+    probe = (
+        f"{script}\n"
+        "COMP_WORDS=(schedulerx sch); COMP_CWORD=1; _schedulerx; echo \"${COMPREPLY[@]}\"\n"
+        "COMP_WORDS=(schedulerx schedule pa); COMP_CWORD=2; _schedulerx; "
+        "echo \"${COMPREPLY[@]}\"\n"
+        "COMP_WORDS=(schedulerx jobs --st); COMP_CWORD=2; _schedulerx; echo \"${COMPREPLY[@]}\"\n"
+    )
+    import subprocess
+
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["schedule", "pause", "--status"]
