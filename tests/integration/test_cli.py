@@ -176,10 +176,10 @@ def test_bash_completion_completes_subcommands_and_flags() -> None:
     script = cli("completion", "bash").stdout
     probe = (
         f"{script}\n"
-        "COMP_WORDS=(schedulerx sch); COMP_CWORD=1; _schedulerx; echo \"${COMPREPLY[@]}\"\n"
+        'COMP_WORDS=(schedulerx sch); COMP_CWORD=1; _schedulerx; echo "${COMPREPLY[@]}"\n'
         "COMP_WORDS=(schedulerx schedule pa); COMP_CWORD=2; _schedulerx; "
-        "echo \"${COMPREPLY[@]}\"\n"
-        "COMP_WORDS=(schedulerx jobs --st); COMP_CWORD=2; _schedulerx; echo \"${COMPREPLY[@]}\"\n"
+        'echo "${COMPREPLY[@]}"\n'
+        'COMP_WORDS=(schedulerx jobs --st); COMP_CWORD=2; _schedulerx; echo "${COMPREPLY[@]}"\n'
     )
     import subprocess
 
