@@ -528,9 +528,10 @@ class Pod:
             if isinstance(s.event, JobChanged):
                 job = s.event.job
                 log.info(
-                    "job %s %s pod=%s partition=%d offset=%d%s",
+                    "job=%s status=%s command=%s pod=%s partition=%d offset=%d%s",
                     job.id,
                     job.status,
+                    job.command_id,
                     self.config.pod_id,
                     partition,
                     offset,
