@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from schedulerx.api.query import caught_up_store
 from schedulerx.api.wiring import BackendConfig, open_log
 from schedulerx.domain.events import AnyEvent, ScheduleRejected, ScheduleSet, encode, key_of
 from schedulerx.domain.partitioning import partition_for
@@ -25,9 +26,6 @@ class RequestRejected(ValueError):
 
 def submit(backend: BackendConfig, request: Request) -> str:
     """Send ``request``; returns what happened in one line. Raises RequestRejected."""
-    from projections import ProjectionStore
-    from projections.sync import catch_up
-
     raw = encode_request(request)
     request = decode_request(raw)  # the filled-in request id
     log_ = open_log(backend)
@@ -39,13 +37,7 @@ def submit(backend: BackendConfig, request: Request) -> str:
                 log_.submit(request.command_id, raw)
                 return "submitted to the running pod"
             try:
-                store = ProjectionStore(backend.projection_dir("pod"), log_.partitions)
-                try:
-                    reader = log_.reader()
-                    try:
-                        catch_up(store, reader)
-                    finally:
-                        reader.close()
+                with caught_up_store(backend.projection_dir("pod"), log_) as store:
                     row = store.schedule(request.command_id)
                     current = None
                     if row is not None and row.cron is not None and not row.removed:
@@ -64,8 +56,6 @@ def submit(backend: BackendConfig, request: Request) -> str:
                     if events:
                         session.append(p, [(key_of(e), encode(e)) for e in events])
                     return _describe(events)
-                finally:
-                    store.close()
             finally:
                 session.close()
         log_.submit(request.command_id, raw)
