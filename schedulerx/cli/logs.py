@@ -32,3 +32,8 @@ def configure(level: int = logging.INFO, fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("schedulerx").setLevel(level)
+    # kafka-python logs every failed connection attempt at ERROR; schedulerx reports the
+    # outcome itself in one line. Its own logs show with --log-level debug.
+    logging.getLogger("kafka").setLevel(
+        logging.DEBUG if level <= logging.DEBUG else logging.CRITICAL
+    )

@@ -444,7 +444,12 @@ class Pod:
             due.add(heapq.heappop(self._wakeups)[2])
         for cid in due:
             entry = self.book.commands.get(cid)
-            if entry is None or entry.partition not in owned:
+            if entry is None:
+                continue
+            if entry.partition not in owned:
+                # Still ours in the book but not confirmed right now (lease lapsing): keep the
+                # wake-up; the session reports the partition revoked if it really went.
+                self._wake(cid, now + timedelta(milliseconds=100))
                 continue
             if any(j in self._writes.jobs for j in entry.jobs):
                 self._wake(cid, None)  # its last writes have not committed yet

@@ -107,7 +107,8 @@ class LogSession(Protocol):
         ...
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
-        """Append ``items`` to ``partition`` atomically; durable and visible when this returns.
+        """Append ``items`` to ``partition`` atomically; durable when this returns, and visible
+        to readers at once (embedded) or a moment later (Kafka: once the commit marker is in).
 
         Returns their offsets. Raises NotOwner if the partition is not owned (nothing of the
         batch becomes visible), LogError if the log cannot take it (nothing is lost silently:

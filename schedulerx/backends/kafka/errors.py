@@ -7,8 +7,10 @@ from schedulerx.ports.event_log import LogError
 
 def describe(exc: BaseException) -> str:
     """``KafkaTimeoutError: ...`` on one line."""
+    name = type(exc).__name__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = text.removeprefix(f"{name}: ").removeprefix(name).strip(" :")
+    return f"{name}: {text}" if text else name
 
 
 def unreachable(bootstrap: str, exc: BaseException | None = None) -> LogError:

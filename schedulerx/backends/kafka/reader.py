@@ -62,8 +62,10 @@ class KafkaReader:
         out: list[Record] = []
         deadline = time.monotonic() + 30
         while not out and time.monotonic() < deadline:
+            if self._consumer.position(tp) >= end:
+                break  # only transaction markers / aborted records were left
             try:
-                batch = self._consumer.poll(timeout_ms=500, max_records=max_records)
+                batch = self._consumer.poll(timeout_ms=50, max_records=max_records)
             except KafkaError as exc:
                 raise LogError(f"cannot read {self._topic}[{partition}]: {describe(exc)}") from None
             for r in batch.get(tp, []):

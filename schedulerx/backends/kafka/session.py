@@ -26,6 +26,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.base import MemberState
 from kafka.errors import (
     InvalidProducerEpochError,
     KafkaError,
@@ -40,6 +41,7 @@ from schedulerx.ports.event_log import Item, LogError, NotOwner, Poll, Record
 log = logging.getLogger("schedulerx.kafka")
 _QUIET_S = 10.0
 _SEND_TIMEOUT_S = 10.0
+_JOIN_WAIT_S = 5.0
 
 
 class _Throttle:
@@ -65,13 +67,18 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._session = session
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self._session._revoke({tp.partition for tp in revoked}, "revoked")
+        gone = {tp.partition for tp in revoked}
+        self._session._retake -= gone
+        self._session._revoke(gone, "revoked")
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        # Called after a successful join: proof the coordinator knows us now.
+        self._session._assigned_at = time.monotonic()
         self._session._pending_assigned.update(tp.partition for tp in assigned)
 
     def on_partitions_lost(self, lost: Any) -> None:
         gone = {tp.partition for tp in lost}
+        self._session._retake -= gone
         self._session._lost |= gone
         self._session._revoke(gone, "lost")
 
@@ -88,6 +95,10 @@ class KafkaSession:
         self._pending_assigned: set[int] = set()
         self._pending_revoked: set[int] = set()
         self._lost: set[int] = set()
+        self._retake: set[int] = set()
+        """Given up locally when the lease went stale; taken again once the group confirms
+        (a fresh heartbeat answer) that they are still ours."""
+        self._assigned_at = float("-inf")
         self._producers: dict[int, Any] = {}
         self._broken: set[int] = set()
         self._to_commit: dict[Any, Any] = {}
@@ -147,11 +158,24 @@ class KafkaSession:
             drained, self._draining = self._draining, set()
         for p in drained:
             self._close_producer(p)  # the hand-over window ends with this poll
+        wait = timeout_s
+        if not self._owned and self._consumer._coordinator.state is not MemberState.STABLE:
+            # kafka-python 3.0.12 drops a join that completes after poll() returned; a pod that
+            # owns nothing yet loses nothing by waiting for its join inside one call.
+            wait = max(timeout_s, _JOIN_WAIT_S)
         try:
-            self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=1)
+            self._consumer.poll(timeout_ms=int(wait * 1000), max_records=1)
         except KafkaError as exc:
             self._throttle.warning("poll", "group poll failed (will retry): %s", describe(exc))
         with self._lock:
+            stale = set(self._owned) if self._owned and not self._lease_fresh() else set()
+        if stale:
+            self._stale(stale)
+        with self._lock:
+            if self._retake and self._lease_fresh():
+                still = {tp.partition for tp in self._consumer.assignment()}
+                self._pending_assigned |= self._retake & still
+                self._retake.clear()
             assigned, self._pending_assigned = self._pending_assigned, set()
             revoked, self._pending_revoked = self._pending_revoked, set()
         with self._lock:
@@ -204,6 +228,8 @@ class KafkaSession:
         with self._lock:
             draining = partition in self._draining and self._lease_fresh()
         if partition not in self.owned() and not draining:
+            if partition in self._owned:
+                self._stale({partition})
             raise NotOwner(f"partition {partition} is not owned by {self._pod_id}")
         producer = self._producer(partition)
         try:
@@ -225,6 +251,10 @@ class KafkaSession:
             raise NotOwner(f"partition {partition}: fenced by a newer owner") from None
         except KafkaError as exc:
             self._abort(partition, producer)
+            with self._lock:
+                # A coordinator that moved or a timed-out send leaves the producer unusable:
+                # a fresh one (init_transactions under a fresh lease) recovers.
+                self._broken.add(partition)
             raise LogError(f"append to partition {partition} failed: {describe(exc)}") from None
 
     def close(self) -> None:
@@ -252,9 +282,21 @@ class KafkaSession:
     # -- ownership -------------------------------------------------------------------------
 
     def _lease_fresh(self) -> bool:
+        """True while the group coordinator answered us recently: a heartbeat answer or the
+        assignment itself. Not kafka-python's ``last_reset``: it is also reset when the client
+        merely rediscovers the coordinator (e.g. right after SIGCONT), which proves nothing."""
         hb = self._consumer._coordinator.heartbeat
-        last = max(hb.last_receive, hb.last_reset)
+        last = max(hb.last_receive, self._assigned_at)
         return bool(time.monotonic() - last < self._lease_s)
+
+    def _stale(self, partitions: set[int]) -> None:
+        """The lease lapsed: give these up now (as lost) and take them again only after the
+        group has answered us (they may have moved meanwhile: then the callbacks say so)."""
+        with self._lock:
+            gone = partitions & self._owned
+            self._retake |= gone
+            self._lost |= gone
+        self._revoke(gone, f"given up: lease lapsed (no group answer for {self._lease_s:.1f}s)")
 
     def _revoke(self, partitions: set[int], why: str) -> None:
         with self._lock:
@@ -302,6 +344,9 @@ class KafkaSession:
             max_block_ms=10_000,
             request_timeout_ms=10_000,
             delivery_timeout_ms=15_000,
+            # A transaction right after the previous one is often told to retry; kafka-python's
+            # default 100 ms backoff then dominates the commit time (measured in bench/).
+            retry_backoff_ms=10,
             linger_ms=0,
         )
         producer.init_transactions()
