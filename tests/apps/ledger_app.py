@@ -1,7 +1,8 @@
-"""A test app whose commands write their own ledger: one line ``<job id> <pod id>`` per run.
+"""A test app whose commands write their own ledger: ``<job id> <pod id> <time>`` per run.
 
 The ledger is the evidence the guarantee tests judge by (not the scheduler's opinion): it is
-appended with O_APPEND and fsync'ed before ``execute`` returns. Configured by environment:
+appended with O_APPEND and fsync'ed before ``execute`` returns; ``<time>`` is the wall clock
+(Unix seconds) when the run started. Configured by environment:
 
 - ``LEDGER``: the ledger file (required)
 - ``COMMANDS``: how many commands ``c0 .. cN-1`` (default 3)
@@ -10,15 +11,25 @@ appended with O_APPEND and fsync'ed before ``execute`` returns. Configured by en
 - ``MISFIRE_GRACE``: seconds (default 30)
 - ``TIMEOUT``: per-command timeout in seconds (default none)
 - ``FAIL_EVERY``: fail runs whose second is a multiple of this (default never)
+- ``FETCHER``: ``static`` (default: every command on ``CRON``, re-applied each refresh) or
+  ``log`` (``LogScheduleFetcher``: schedules are whatever ``schedulerx schedule set`` or other
+  systems' requests put on the log; set them before starting pods)
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from schedulerx import Scheduler, StaticScheduleFetcher, current_job
+from schedulerx import (
+    LogScheduleFetcher,
+    ScheduleFetcher,
+    Scheduler,
+    StaticScheduleFetcher,
+    current_job,
+)
 
 LEDGER = os.environ["LEDGER"]
 COUNT = int(os.environ.get("COMMANDS", "3"))
@@ -27,11 +38,12 @@ SLEEP = float(os.environ.get("SLEEP", "0"))
 GRACE = float(os.environ.get("MISFIRE_GRACE", "30"))
 TIMEOUT = os.environ.get("TIMEOUT")
 FAIL_EVERY = int(os.environ.get("FAIL_EVERY", "0"))
+FETCHER = os.environ.get("FETCHER", "static")
 
 
 def _record(pod: str) -> None:
     job = current_job()
-    line = f"{job.id} {pod}\n".encode()
+    line = f"{job.id} {pod} {time.time():.3f}\n".encode()
     fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
@@ -50,8 +62,6 @@ class LedgerCommand:
     def execute(self, params: Sequence[str]) -> None:
         _record(self._pod)
         if SLEEP:
-            import time
-
             time.sleep(SLEEP)
         if FAIL_EVERY and current_job().scheduled_at.second % FAIL_EVERY == 0:
             raise RuntimeError("planned failure")
@@ -59,8 +69,15 @@ class LedgerCommand:
 
 def make_scheduler() -> Scheduler:
     ids = [f"c{i}" for i in range(COUNT)]
+    if FETCHER not in ("static", "log"):
+        raise ValueError(f"FETCHER must be 'static' or 'log', got {FETCHER!r}")
+    fetcher: ScheduleFetcher = (
+        LogScheduleFetcher()
+        if FETCHER == "log"
+        else StaticScheduleFetcher({cid: (CRON, []) for cid in ids})
+    )
     scheduler = Scheduler(
-        StaticScheduleFetcher({cid: (CRON, []) for cid in ids}),
+        fetcher,
         refresh_interval=timedelta(seconds=2),
         stop_grace=timedelta(seconds=10),
     )

@@ -107,15 +107,38 @@ class PodProcess:
         self.proc.wait()
 
 
-def read_ledger(path: Path) -> list[tuple[str, str]]:
-    """(job id, pod id) per ledger line, in order."""
+@dataclass(frozen=True)
+class Run:
+    """One ledger line: job ``job_id`` was started by ``pod`` at wall-clock time ``at``."""
+
+    job_id: str
+    pod: str
+    at: float
+    """Unix seconds when ``execute`` began (NaN for a ledger written without times)."""
+
+    @property
+    def command_id(self) -> str:
+        """The command of the job (the part of the job id before the last ``@``)."""
+        return self.job_id.rsplit("@", 1)[0]
+
+
+def read_runs(path: Path) -> list[Run]:
+    """Every ledger line as a Run, in order (a torn last line is ignored)."""
     if not path.exists():
         return []
     out = []
     for line in path.read_text().splitlines():
-        job_id, _, pod = line.partition(" ")
-        out.append((job_id, pod))
+        parts = line.split(" ")
+        if len(parts) < 2 or not parts[1]:
+            continue
+        at = float(parts[2]) if len(parts) > 2 and parts[2] else float("nan")
+        out.append(Run(parts[0], parts[1], at))
     return out
+
+
+def read_ledger(path: Path) -> list[tuple[str, str]]:
+    """(job id, pod id) per ledger line, in order."""
+    return [(r.job_id, r.pod) for r in read_runs(path)]
 
 
 def duplicates(entries: Sequence[tuple[str, str]]) -> dict[str, int]:

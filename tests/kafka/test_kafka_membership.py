@@ -1,0 +1,45 @@
+"""Group membership as a pod drives it: ``join``, then ``poll(0.05)`` back to back.
+
+The first pod of a freshly created topic must get its partitions. With kafka-python 3.0.12 a
+member can instead stay in the group's rebalance forever (heartbeats off, owning nothing), so
+``schedulerx run`` on a new topic sometimes never schedules anything. One join hits it about
+one time in seven here, so the test tries up to 30 fresh topics.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from schedulerx.backends.kafka import KafkaLog
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+PARTITIONS = 4
+
+
+def test_the_first_member_of_a_new_topic_always_gets_every_partition(
+    kafka_bootstrap: str,
+) -> None:
+    for attempt in range(30):
+        tag = uuid.uuid4().hex[:10]
+        log = KafkaLog(
+            kafka_bootstrap,
+            topic=f"join-{tag}",
+            group=f"join-{tag}",
+            partitions=PARTITIONS,
+            session_timeout_ms=6000,
+        )
+        session = log.join("pod-a")
+        try:
+            deadline = time.monotonic() + 10
+            while session.owned() != frozenset(range(PARTITIONS)):
+                assert time.monotonic() < deadline, (
+                    f"attempt {attempt + 1}: the only member of the group never got its "
+                    f"partitions (owns {sorted(session.owned())})"
+                )
+                session.poll(0.05)
+        finally:
+            session.close()
+            log.close()
