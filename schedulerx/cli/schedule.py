@@ -46,6 +46,7 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_connection_flags(s)
+    _json_flag(s)
     s.add_argument("command_id", metavar="ID")
     s.add_argument("cron", metavar="CRON", help="5 fields, or 6 with seconds first, or @daily")
     s.add_argument(
@@ -74,6 +75,7 @@ def add_parser(sub: Any) -> None:
             name, help=doc, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         add_connection_flags(a)
+        _json_flag(a)
         a.add_argument("command_id", metavar="ID")
         a.set_defaults(handler=handle_change, action=name)
     t = sub.add_parser(
@@ -83,17 +85,25 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_connection_flags(t)
+    _json_flag(t)
     t.add_argument("command_id", metavar="ID")
     t.add_argument("params", metavar="PARAM", nargs="*", help="params (default: the schedule's)")
     t.set_defaults(handler=handle_trigger)
 
 
-def _send(backend: BackendConfig, request: Request) -> int:
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def _send(backend: BackendConfig, request: Request, as_json: bool = False) -> int:
     try:
         outcome = submit(backend, request)
     except RequestRejected as exc:
         raise UserError(str(exc)) from None
-    sys.stdout.write(f"{request.command_id}: {outcome}\n")
+    if as_json:
+        print_json({"command_id": request.command_id, "outcome": outcome})
+    else:
+        sys.stdout.write(f"{request.command_id}: {outcome}\n")
     return 0
 
 
@@ -122,7 +132,7 @@ def handle_set(args: argparse.Namespace) -> int:
         timezone=args.timezone,
         source="cli",
     )
-    return _send(backend_of(args), request)
+    return _send(backend_of(args), request, args.json)
 
 
 def handle_change(args: argparse.Namespace) -> int:
@@ -133,7 +143,7 @@ def handle_change(args: argparse.Namespace) -> int:
         request = Request(command_id=args.command_id, remove=True, source="cli")
     else:
         request = Request(command_id=args.command_id, paused=args.action == "pause", source="cli")
-    return _send(backend, request)
+    return _send(backend, request, args.json)
 
 
 def handle_trigger(args: argparse.Namespace) -> int:
@@ -141,9 +151,8 @@ def handle_trigger(args: argparse.Namespace) -> int:
     backend = backend_of(args)
     _require_known(backend, args.command_id)
     params = tuple(args.params) if args.params else None
-    return _send(
-        backend, Request(command_id=args.command_id, trigger=True, params=params, source="cli")
-    )
+    request = Request(command_id=args.command_id, trigger=True, params=params, source="cli")
+    return _send(backend, request, args.json)
 
 
 def handle_list(args: argparse.Namespace) -> int:
