@@ -9,6 +9,7 @@ dropped, because the new owner decides for itself.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from schedulerx.domain.job import Job
 from schedulerx.ports.event_log import Item, LogError, LogSession, NotOwner
 
 log = logging.getLogger("schedulerx.engine")
+_BACKOFF_S = 1.0
 
 
 @dataclass(slots=True)
@@ -33,6 +35,8 @@ class Writes:
 
     batches: dict[int, list[Staged]] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
+    retry_at: dict[int, float] = field(default_factory=dict)
+    """Monotonic time before which a partition whose append failed is not tried again."""
 
     def event(self, partition: int, event: AnyEvent) -> None:
         """Stage ``event`` for ``partition``."""
@@ -58,22 +62,34 @@ class Writes:
         ``lost(partition)`` when the partition is not owned any more. Returns False when the
         log refused a batch (it stays staged for the next flush)."""
         ok = True
-        for partition in list(self.batches):
+        failures = 0
+        now = time.monotonic()
+        # Partitions that failed last time go last: one partition whose broker or transaction
+        # coordinator is gone must not hold up the partitions that can still be written.
+        order = sorted(self.batches, key=lambda p: self.retry_at.get(p, 0.0))
+        for partition in order:
+            if self.retry_at.get(partition, 0.0) > now:
+                ok = False
+                continue  # backing off after a failure
             staged = self.batches[partition]
             try:
                 offsets = session.append(partition, [s.item for s in staged])
             except NotOwner:
                 log.warning("partition %d lost before %d writes committed", partition, len(staged))
                 del self.batches[partition]
+                self.retry_at.pop(partition, None)
                 lost(partition)
                 continue
             except LogError as exc:
-                # The log is likely down for every partition: stop here (each attempt can
-                # block for the client's timeout) and retry all of it on the next flush.
                 log.error("write to partition %d failed, will retry: %s", partition, exc)
                 ok = False
-                break
+                self.retry_at[partition] = time.monotonic() + _BACKOFF_S
+                failures += 1
+                if failures >= 2:
+                    break  # the log itself is likely down: each try can block for a timeout
+                continue
             del self.batches[partition]
+            self.retry_at.pop(partition, None)
             committed(partition, staged, offsets)
         if not self.batches:
             self.jobs.clear()

@@ -276,33 +276,48 @@ def test_not_owner_drops_the_batch_and_reports_lost() -> None:
     assert 5 not in session.log  # nothing of the lost batch was ever written
 
 
-def test_log_error_keeps_the_batch_and_the_rest_for_the_next_flush() -> None:
+def test_log_error_keeps_the_batch_backs_it_off_and_writes_the_others() -> None:
     w, (a1, b1, a2) = staged_writes()
     session, rec = FakeSession(), Recorder()
     session.fail[5] = LogError("broker unreachable")
     assert rec.flush(w, session) is False
     assert rec.lost == []
-    # The log is likely down for all partitions: nothing else is tried in this flush.
-    assert rec.committed == []
+    # One partition that cannot be written does not hold up the others.
+    assert [(p, [s.event for s in st]) for p, st, _ in rec.committed] == [(2, [b1])]
     assert [s.event for s in w.batches[5]] == [a1, a2]
-    assert [s.event for s in w.batches[2]] == [b1]
     assert w.latest(a2.job.id) == a2.job  # still pending: the loop must see it
+    assert 5 in w.retry_at
     w.event(5, changed(job(2, cid="a")))  # more staged while the log was down
     session.fail.clear()
+    backing_off = Recorder()
+    assert backing_off.flush(w, session) is False  # within the backoff: not tried yet
+    assert backing_off.committed == []
+    w.retry_at.clear()  # the backoff has passed
     rec2 = Recorder()
     assert rec2.flush(w, session) is True
-    (p5, st5, offsets5), (p2, st2, _) = rec2.committed
-    assert (p5, p2) == (5, 2)
+    ((p5, st5, offsets5),) = rec2.committed
+    assert p5 == 5
     assert [s.event.job.scheduled_at for s in st5 if isinstance(s.event, JobChanged)] == [
         a1.job.scheduled_at,
         a2.job.scheduled_at,
         T0 + timedelta(minutes=2),
     ]
     assert offsets5 == [0, 1, 2]
-    assert [s.event for s in st2] == [b1]
     assert w.batches == {}
     assert w.latest(a2.job.id) is None
-    assert session.calls == [5, 5, 2]
+    assert session.calls == [5, 2, 5]
+
+
+def test_two_failing_partitions_end_the_flush() -> None:
+    w, (_a1, b1, _a2) = staged_writes()
+    w.event(7, changed(job(3, cid="c")))
+    session, rec = FakeSession(), Recorder()
+    session.fail[5] = LogError("down")
+    session.fail[2] = LogError("down")
+    assert rec.flush(w, session) is False
+    assert session.calls == [5, 2]  # partition 7 is not tried: the log itself is down
+    assert set(w.batches) == {5, 2, 7}
+    assert [s.event for s in w.batches[2]] == [b1]
 
 
 def test_flush_with_nothing_staged() -> None:
