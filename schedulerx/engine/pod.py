@@ -584,9 +584,3 @@ class Pod:
                     )
         self._flush(session)
         log.info("pod %s stopped", self.config.pod_id)
-
-    def wait_idle(self, timeout: timedelta) -> None:
-        """Block until no job runs on this pod (tests and benchmarks)."""
-        end = self.clock.monotonic() + timeout.total_seconds()
-        while self._runner.running_count() and self.clock.monotonic() < end:
-            self._stop.wait(0.01)

@@ -10,7 +10,6 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -88,10 +87,3 @@ class TimerHeap:
             del self._live[key]
             return key
         return None
-
-
-def sleep_until(deadline: float) -> None:
-    """Sleep until the monotonic ``deadline``."""
-    delay = deadline - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
