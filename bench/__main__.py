@@ -5,14 +5,18 @@ memory; ``--only`` also takes their numbers 1-8 from the issue), with one Kafka 
 whole run (or the one ``--kafka`` names), then writes the report (with ``--only``, the
 other rows of an existing report at ``--out`` are kept, marked as from their earlier run).
 ``--quick`` is a smoke mode: tiny sizes, and the rows run concurrently, so it finishes in
-about a minute; its figures mean nothing. Exit code 1 when a row failed or any ledger
-showed a duplicate start.
+about a minute; its figures mean nothing. A quick run has a budget (``BENCH_QUICK_BUDGET_S``,
+default 300 s): a row still running then is failed, every thread's stack and the log tails of
+the processes still alive are printed, and everything started is stopped. Exit code 1 when a
+row failed or any ledger showed a duplicate start.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import os
 import signal
 import sys
 import threading
@@ -100,6 +104,37 @@ def _run_row(ctx: Context, name: str, results: dict[str, Any]) -> None:
         _say(f"{name}: FAILED\n{traceback.format_exc()}")
 
 
+def _run_concurrently(ctx: Context, rows: list[str], results: dict[str, Any]) -> None:
+    """Quick mode: every row in a thread of its own, within the budget. A row still running
+    when it is spent gets an error naming the budget; the stacks of every thread and the log
+    tails of the processes still alive go to stderr (the caller's ``ctx.close`` stops them)."""
+    budget = float(os.environ.get("BENCH_QUICK_BUDGET_S", "300"))
+    live: dict[str, Any] = {}  # a late row's thread may still write here; results stays put
+    threads = {
+        name: threading.Thread(target=_run_row, args=(ctx, name, live), daemon=True)
+        for name in rows
+    }
+    for t in threads.values():
+        t.start()
+    end = time.monotonic() + budget
+    for t in threads.values():
+        t.join(max(0.0, end - time.monotonic()))
+    late = [name for name, t in threads.items() if t.is_alive()]
+    results.update({name: live[name] for name in rows if name not in late})
+    if not late:
+        return
+    _say(f"quick budget of {budget:g} s spent; still running: {', '.join(late)}; stacks:")
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    for p in ctx.procs:
+        if p.alive:
+            _say(f"log tail of {p.name} (pid {p.pid}, still alive):\n{p.tail(15)}")
+    for name in late:
+        results[name] = {
+            "title": ROWS[name].TITLE,
+            "error": f"did not finish within the quick budget of {budget:g} s",
+        }
+
+
 def _earlier_rows(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """With ``--only``: the other rows of the report already at ``--out`` (same mode), so a
     partial re-run updates its rows and keeps the rest (marked with their run's date)."""
@@ -133,17 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             # Import everything before the threads do: concurrent first imports deadlock.
             import kafka  # noqa: F401
+            import psutil  # type: ignore[import-untyped]  # noqa: F401
 
             import projections  # noqa: F401
-            import schedulerx.backends.kafka  # noqa: F401
+            import schedulerx.api.wiring
+            import schedulerx.backends.kafka
+            import schedulerx.domain.partitioning
+            import schedulerx.ports.event_log  # noqa: F401
 
-            threads = [
-                threading.Thread(target=_run_row, args=(ctx, name, results)) for name in args.rows
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            _run_concurrently(ctx, args.rows, results)
         else:
             for name in args.rows:
                 _run_row(ctx, name, results)

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -234,6 +235,8 @@ class Context:
     external_bootstrap: str | None = None
     """A broker the user runs (``--kafka``): used instead of starting one."""
     _broker: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closed: bool = False
 
     # -- broker -------------------------------------------------------------------------
 
@@ -257,7 +260,10 @@ class Context:
 
     def close(self) -> None:
         """Stop every process of this run (by pid), then the broker; remove the work dir
-        (kept when ``BENCH_KEEP`` is set)."""
+        (kept when ``BENCH_KEEP`` is set). A row thread still running afterwards cannot
+        start another process (``RuntimeError``)."""
+        with self._lock:
+            self._closed = True
         for p in self.procs:
             if p.alive:
                 p.kill()
@@ -284,18 +290,23 @@ class Context:
             flags += ["--kafka", kafka.bootstrap, "--topic", kafka.topic, "--group", kafka.group]
             env = {"SCHEDULERX_SESSION_TIMEOUT_MS": str(kafka.session_timeout_ms), **env}
         argv = [sys.executable, "-m", "schedulerx", "run", POD_APP, *flags]
-        p = Proc(name, argv, {"SCHEDULERX_POD_ID": name, **env}, workdir / f"{name}.log")
+        p = self._start(name, argv, {"SCHEDULERX_POD_ID": name, **env}, workdir)
         p.kafka = kafka
         p.data_dir = data_dir
-        self.procs.append(p)
         return p
 
     def aps(self, name: str, workdir: Path, env: Mapping[str, str]) -> Proc:
         """Start the APScheduler app (``bench.aps_app``)."""
         argv = [sys.executable, "-m", "bench.aps_app"]
-        p = Proc(name, argv, {"BENCH_POD": name, **env}, workdir / f"{name}.log")
-        self.procs.append(p)
-        return p
+        return self._start(name, argv, {"BENCH_POD": name, **env}, workdir)
+
+    def _start(self, name: str, argv: list[str], env: Mapping[str, str], workdir: Path) -> Proc:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the run is over: {name} not started")
+            p = Proc(name, argv, env, workdir / f"{name}.log")
+            self.procs.append(p)
+            return p
 
     def kafka(self, partitions: int = 12, session_timeout_ms: int = 10_000) -> Kafka:
         """A fresh topic and group on the run's broker."""

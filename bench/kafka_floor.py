@@ -57,9 +57,10 @@ def run(ctx: Context) -> Row:
             t0 = time.perf_counter()
             producer.send(kafka.topic, key=b"k", value=b"v%d" % i, partition=0)
             producer.flush()
-            got = False
-            while not got:
-                got = bool(consumer.poll(timeout_ms=1000, max_records=1).get(tp))
+            give_up = time.monotonic() + 30
+            while not consumer.poll(timeout_ms=1000, max_records=1).get(tp):
+                if time.monotonic() > give_up:
+                    raise TimeoutError(f"record {i} not consumed 30 s after its ack")
             if i >= 5:
                 trips.append(time.perf_counter() - t0)
         for i in range(n + 5):

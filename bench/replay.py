@@ -94,7 +94,10 @@ def _consume(bootstrap: str, topic: str, decode: bool) -> tuple[int, float]:
     end = consumer.end_offsets(tps)
     n = 0
     t0 = time.perf_counter()
+    give_up = time.monotonic() + 300
     while any(consumer.position(tp) < end[tp] for tp in tps):
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"raw consume: {n} records in 300 s, end offsets not reached")
         for records in consumer.poll(timeout_ms=500, max_records=5000).values():
             n += len(records)
             if decode:

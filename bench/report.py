@@ -184,12 +184,12 @@ def key_ratios(rows: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         add(
             f"fire lag p99, {r['system']} @ {r['fires/s']}/s",
-            _div(r["p99 ms"], base["p99 ms"]),
+            _div(r.get("p99 ms"), base.get("p99 ms")),
             "APScheduler p99, same rate, same run",
         )
         add(
             f"CPU per 1k fires, {r['system']} @ {r['fires/s']}/s",
-            _div(r["CPU s / 1k fires"], base["CPU s / 1k fires"]),
+            _div(r.get("CPU s / 1k fires"), base.get("CPU s / 1k fires")),
             "APScheduler, same rate",
         )
     found = rows.get("throughput", {}).get("raw", {}).get("max_sustained", {})
