@@ -84,6 +84,10 @@ class CronError(ValueError):
         return f"invalid cron {self.expr!r}: {self.problem}"
 
 
+_MEMO_SIZE = 4
+"""Answers each ``Cron`` remembers: enough for a planner asking around the same few times."""
+
+
 @final
 class Cron:
     """A validated cron expression in an IANA time zone; immutable and hashable.
@@ -92,7 +96,16 @@ class Cron:
     ``Cron(expr, timezone)`` does the same without the cache. Thread-safe.
     """
 
-    __slots__ = ("_every_hour", "_lock", "_matcher", "_zone", "expr", "has_seconds", "timezone")
+    __slots__ = (
+        "_every_hour",
+        "_lock",
+        "_matcher",
+        "_memo",
+        "_zone",
+        "expr",
+        "has_seconds",
+        "timezone",
+    )
 
     expr: str
     """The expression as given, stripped of surrounding whitespace."""
@@ -104,6 +117,9 @@ class Cron:
     _matcher: Any  # a croniter reading naive wall-clock times
     _every_hour: bool  # hour field matches every hour: the interval-like DST rule
     _lock: threading.Lock
+    _memo: tuple[tuple[datetime, datetime], ...]
+    """Recent answers as ``(t0, next)``: for every ``t`` in ``[t0, next)`` the answer is
+    ``next`` (no fire time lies between). Commands sharing an expression share the memo."""
 
     def __init__(self, expr: str, timezone: str = "UTC") -> None:
         """Parse and validate; raises :class:`CronError` (see :meth:`parse`)."""
@@ -119,6 +135,7 @@ class Cron:
             ("_matcher", compiled.matcher),
             ("_every_hour", compiled.every_hour),
             ("_lock", threading.Lock()),
+            ("_memo", ()),
         ):
             object.__setattr__(self, name, value)
 
@@ -158,7 +175,19 @@ class Cron:
     # -- the DST rule ---------------------------------------------------------------------
 
     def _next(self, t0: datetime) -> datetime:
-        """First fire time after ``t0`` (aware UTC, whole second)."""
+        """First fire time after ``t0`` (aware UTC, whole second), from the memo when an
+        earlier answer covers ``t0``. The memo is replaced whole (one assignment), so a
+        concurrent caller at worst loses an entry, never sees a wrong one."""
+        memo = self._memo
+        for lo, hi in memo:
+            if lo <= t0 < hi:
+                return hi
+        found = self._search(t0)
+        object.__setattr__(self, "_memo", ((t0, found), *memo[: _MEMO_SIZE - 1]))
+        return found
+
+    def _search(self, t0: datetime) -> datetime:
+        """First fire time after ``t0`` (aware UTC, whole second), computed."""
         local = t0.astimezone(self._zone)
         wall = local.replace(tzinfo=None)
         cursor = wall  # search matching wall times strictly after this one

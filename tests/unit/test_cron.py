@@ -455,3 +455,19 @@ def test_next_after_increases_and_times_between_agrees(expr: str, tz: str, naive
     # Starting anywhere between two fires gives the later one.
     mid = chain[1] + (chain[2] - chain[1]) / 2
     assert cron.next_after(mid) == chain[2]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    expressions | seconds_expressions,
+    st.sampled_from(ZONES),
+    st.lists(near_transitions, min_size=2, max_size=12),
+)
+def test_a_remembered_answer_is_the_answer_a_fresh_search_gives(
+    expr: str, tz: str, queries: list[datetime]
+) -> None:
+    # One Cron asked out of order (its memo of recent answers in play) and a new Cron for
+    # every question (no memo) must agree, around DST transitions included.
+    shared = parsed(expr, tz)
+    for t in queries + [q + timedelta(seconds=1) for q in queries]:
+        assert shared.next_after(t) == Cron(expr, tz).next_after(t)
