@@ -263,7 +263,11 @@ class Pod:
         log.info("pod %s released partitions %s", self.config.pod_id, sorted(partitions))
 
     def _ingest(self, records: list[Record]) -> None:
-        fresh = [r for r in records if r.offset >= self.store.next_offset(r.partition)]
+        nexts: dict[int, int] = {}
+        for r in records:
+            if r.partition not in nexts:
+                nexts[r.partition] = self.store.next_offset(r.partition)
+        fresh = [r for r in records if r.offset >= nexts[r.partition]]
         if not fresh:
             return
         self.store.apply(fresh)

@@ -58,39 +58,34 @@ class Writes:
         committed: Callable[[int, list[Staged], list[int]], None],
         lost: Callable[[int], None],
     ) -> bool:
-        """Append every batch. ``committed(partition, staged, offsets)`` after each success,
+        """Append every batch (``LogSession.append_many``: the partitions may be written
+        concurrently). ``committed(partition, staged, offsets)`` after each success,
         ``lost(partition)`` when the partition is not owned any more. Returns False when the
         log refused a batch (it stays staged for the next flush)."""
-        ok = True
-        failures = 0
         now = time.monotonic()
-        # Partitions that failed last time go last: one partition whose broker or transaction
-        # coordinator is gone must not hold up the partitions that can still be written.
-        order = sorted(self.batches, key=lambda p: self.retry_at.get(p, 0.0))
-        for partition in order:
-            if self.retry_at.get(partition, 0.0) > now:
-                ok = False
-                continue  # backing off after a failure
-            staged = self.batches[partition]
-            try:
-                offsets = session.append(partition, [s.item for s in staged])
-            except NotOwner:
+        # A partition whose append failed waits out its backoff: one partition whose broker
+        # or transaction coordinator is gone must not hold up those that can be written.
+        ready = {p: b for p, b in self.batches.items() if self.retry_at.get(p, 0.0) <= now}
+        ok = len(ready) == len(self.batches)
+        if ready:
+            results = session.append_many({p: [s.item for s in b] for p, b in ready.items()})
+        else:
+            results = {}
+        for partition, staged in ready.items():
+            result = results[partition]
+            if isinstance(result, NotOwner):
                 log.warning("partition %d lost before %d writes committed", partition, len(staged))
                 del self.batches[partition]
                 self.retry_at.pop(partition, None)
                 lost(partition)
-                continue
-            except LogError as exc:
-                log.error("write to partition %d failed, will retry: %s", partition, exc)
+            elif isinstance(result, LogError):
+                log.error("write to partition %d failed, will retry: %s", partition, result)
                 ok = False
                 self.retry_at[partition] = time.monotonic() + _BACKOFF_S
-                failures += 1
-                if failures >= 2:
-                    break  # the log itself is likely down: each try can block for a timeout
-                continue
-            del self.batches[partition]
-            self.retry_at.pop(partition, None)
-            committed(partition, staged, offsets)
+            else:
+                del self.batches[partition]
+                self.retry_at.pop(partition, None)
+                committed(partition, staged, result)
         if not self.batches:
             self.jobs.clear()
         return ok

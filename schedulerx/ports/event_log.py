@@ -116,6 +116,12 @@ class LogSession(Protocol):
         """
         ...
 
+    def append_many(self, batches: Mapping[int, Sequence[Item]]) -> dict[int, list[int] | LogError]:
+        """``append`` for several partitions, each batch atomic on its own and independent of
+        the others (a backend may write them concurrently). Every partition of ``batches``
+        gets its result: the offsets, or the NotOwner / LogError ``append`` would raise."""
+        ...
+
     def close(self) -> None:
         """Leave: hand partitions over promptly."""
         ...
@@ -148,3 +154,17 @@ class EventLog(Protocol):
     def close(self) -> None:
         """Release the log's resources."""
         ...
+
+
+def append_each(
+    session: LogSession, batches: Mapping[int, Sequence[Item]]
+) -> dict[int, list[int] | LogError]:
+    """``LogSession.append_many`` done one ``append`` after another (for logs that gain
+    nothing from overlapping them)."""
+    results: dict[int, list[int] | LogError] = {}
+    for partition, items in batches.items():
+        try:
+            results[partition] = session.append(partition, items)
+        except LogError as exc:
+            results[partition] = exc
+    return results

@@ -10,7 +10,15 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from schedulerx.ports.event_log import Item, LogLocked, NotOwner, Poll, Record
+from schedulerx.ports.event_log import (
+    Item,
+    LogError,
+    LogLocked,
+    NotOwner,
+    Poll,
+    Record,
+    append_each,
+)
 
 
 class MemoryLog:
@@ -122,6 +130,10 @@ class MemorySession:
 
     def follow(self, positions: Mapping[int, int]) -> None:
         """Nothing to do: polls return every partition already."""
+
+    def append_many(self, batches: Mapping[int, Sequence[Item]]) -> dict[int, list[int] | LogError]:
+        """Each batch with ``append``, one after another."""
+        return append_each(self, batches)
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
         """Append; NotOwner once closed."""

@@ -155,6 +155,35 @@ def test_append_returns_increasing_offsets_and_the_reader_reads_them_back(
         reader.close()
 
 
+def test_append_many_writes_each_partition_atomically_and_reports_each_on_its_own(
+    event_log: EventLog, sessions: list[LogSession]
+) -> None:
+    session = _join_owning_all(event_log, sessions, "pod-a")
+    results = session.append_many(
+        {
+            0: [(b"job/a", b"1"), (b"job/b", b"2")],
+            3: [(b"job/c", b"3")],
+            PARTITIONS: [(b"job/x", b"nowhere")],  # no such partition: not owned
+        }
+    )
+    assert set(results) == {0, 3, PARTITIONS}
+    assert isinstance(results[PARTITIONS], NotOwner)
+    on_0, on_3 = results[0], results[3]
+    assert isinstance(on_0, list) and isinstance(on_3, list)
+    assert len(on_0) == 2 and on_0[0] < on_0[1] and len(on_3) == 1
+    reader = event_log.reader()
+    try:
+        got_0 = _read_until(reader, 0, lambda rs: len(rs) >= 2)
+        got_3 = _read_until(reader, 3, lambda rs: len(rs) >= 1)
+        assert [(r.offset, r.key, r.value) for r in got_0] == [
+            (on_0[0], b"job/a", b"1"),
+            (on_0[1], b"job/b", b"2"),
+        ]
+        assert [(r.offset, r.key, r.value) for r in got_3] == [(on_3[0], b"job/c", b"3")]
+    finally:
+        reader.close()
+
+
 def test_a_reader_sees_what_was_committed_after_it_was_opened(
     event_log: EventLog, sessions: list[LogSession]
 ) -> None:

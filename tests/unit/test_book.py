@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +19,7 @@ from schedulerx.domain.events import (
 from schedulerx.domain.job import Job, JobStatus, job_id
 from schedulerx.engine.book import _RECENT, Book
 from schedulerx.engine.writes import Staged, Writes
-from schedulerx.ports.event_log import Item, LogError, NotOwner
+from schedulerx.ports.event_log import Item, LogError, NotOwner, append_each
 
 S = JobStatus
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -195,6 +195,7 @@ class FakeSession:
         self.fail: dict[int, Exception] = {}
         self.log: dict[int, list[Item]] = {}
         self.calls: list[int] = []
+        self.many_calls: list[list[int]] = []
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
         self.calls.append(partition)
@@ -204,6 +205,10 @@ class FakeSession:
         start = len(stored)
         stored.extend(items)
         return list(range(start, start + len(items)))
+
+    def append_many(self, batches: Mapping[int, Sequence[Item]]) -> dict[int, list[int] | LogError]:
+        self.many_calls.append(sorted(batches))
+        return append_each(self, batches)  # type: ignore[arg-type]
 
 
 class Recorder:
@@ -308,15 +313,20 @@ def test_log_error_keeps_the_batch_backs_it_off_and_writes_the_others() -> None:
     assert session.calls == [5, 2, 5]
 
 
-def test_two_failing_partitions_end_the_flush() -> None:
+def test_one_flush_hands_every_ready_partition_to_the_log_at_once() -> None:
+    # The partitions go to the log in one append_many call (Kafka overlaps their
+    # transactions); two failing partitions back off on their own, the third is written.
     w, (_a1, b1, _a2) = staged_writes()
-    w.event(7, changed(job(3, cid="c")))
+    c3 = changed(job(3, cid="c"))
+    w.event(7, c3)
     session, rec = FakeSession(), Recorder()
     session.fail[5] = LogError("down")
     session.fail[2] = LogError("down")
     assert rec.flush(w, session) is False
-    assert session.calls == [5, 2]  # partition 7 is not tried: the log itself is down
-    assert set(w.batches) == {5, 2, 7}
+    assert session.many_calls == [[2, 5, 7]]
+    assert [(p, [s.event for s in st]) for p, st, _ in rec.committed] == [(7, [c3])]
+    assert set(w.batches) == {5, 2}
+    assert set(w.retry_at) == {5, 2}
     assert [s.event for s in w.batches[2]] == [b1]
 
 

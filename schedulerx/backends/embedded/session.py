@@ -10,7 +10,7 @@ from typing import Final
 from schedulerx.backends.embedded.inbox import InboxConsumer
 from schedulerx.backends.embedded.lock import DirLock
 from schedulerx.backends.embedded.writer import PartitionWriter
-from schedulerx.ports.event_log import Item, NotOwner, Poll, Record
+from schedulerx.ports.event_log import Item, LogError, NotOwner, Poll, Record, append_each
 
 MAX_POLL_RECORDS: Final = 10_000
 """At most this many records per poll; the rest come with the next poll (without waiting)."""
@@ -81,6 +81,10 @@ class EmbeddedSession:
 
     def follow(self, positions: Mapping[int, int]) -> None:
         """Nothing to do: this session owns every partition and polls return all of them."""
+
+    def append_many(self, batches: Mapping[int, Sequence[Item]]) -> dict[int, list[int] | LogError]:
+        """Each batch with ``append``, one after another."""
+        return append_each(self, batches)
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
         """Append ``items`` as one batch; durable (fsynced) and visible when this returns.

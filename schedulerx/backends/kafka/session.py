@@ -30,6 +30,7 @@ from kafka.coordinator.base import MemberState
 from kafka.errors import (
     InvalidProducerEpochError,
     KafkaError,
+    KafkaTimeoutError,
     ProducerFencedError,
 )
 from kafka.structs import OffsetAndMetadata
@@ -58,6 +59,23 @@ class _Throttle:
 
 
 _FENCED = (ProducerFencedError, InvalidProducerEpochError)
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline`` (monotonic), never negative."""
+    return max(0.0, deadline - time.monotonic())
+
+
+def _begin_commit(producer: Any) -> Any:
+    """Start ``producer``'s commit without waiting; returns what to wait on.
+
+    kafka-python 3.0.12 (pinned) only has a blocking, untimed ``commit_transaction()``; this is
+    its first half (the transaction manager's ``begin_commit`` and a sender wake-up), so many
+    partitions commit at once and the wait can have a deadline.
+    """
+    result = producer._transaction_manager.begin_commit()
+    producer._sender.wakeup()
+    return result
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -118,7 +136,9 @@ class KafkaSession:
                 auto_offset_reset="latest",
                 partition_assignment_strategy=[CooperativeStickyAssignor],
                 session_timeout_ms=session_ms,
-                heartbeat_interval_ms=max(100, session_ms // 4),
+                # Survivors learn of a rebalance on their next heartbeat: frequent ones
+                # shorten failover and keep the lease fresh; they cost the broker little.
+                heartbeat_interval_ms=max(100, session_ms // 10),
                 max_poll_interval_ms=max(300_000, session_ms * 3),
             )
             self._consumer.subscribe([settings.topic], listener=_Listener(self))
@@ -132,7 +152,8 @@ class KafkaSession:
             )
         except KafkaError as exc:
             raise LogError(f"cannot join group {settings.group!r}: {describe(exc)}") from None
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="schedulerx-txinit")
+        # Fencing (init_transactions) is a round trip per partition taken: all at once.
+        self._pool = ThreadPoolExecutor(max_workers=12, thread_name_prefix="schedulerx-txinit")
         self._follower: Any = None
         self._draining: set[int] = set()
         """Revoked (not lost) in the last poll: appends still accepted until the next one."""
@@ -225,37 +246,83 @@ class KafkaSession:
 
     def append(self, partition: int, items: Sequence[Item]) -> list[int]:
         """One transaction on ``partition``'s fenced producer; offsets once committed."""
+        result = self.append_many({partition: items})[partition]
+        if isinstance(result, LogError):
+            raise result
+        return result
+
+    def append_many(self, batches: Mapping[int, Sequence[Item]]) -> dict[int, list[int] | LogError]:
+        """One transaction per partition, all in flight at once: every partition's records
+        are sent before any is waited for, and the commits are started together, so a flush
+        of 12 partitions waits about one round trip, not 12. Each result is on its own:
+        offsets, NotOwner (fenced or not owned: nothing visible) or LogError (aborted)."""
+        results: dict[int, list[int] | LogError] = {}
+        sent: list[tuple[int, Any, list[Any]]] = []
+        for partition, items in batches.items():
+            try:
+                producer = self._writable(partition)
+            except LogError as exc:
+                results[partition] = exc
+                continue
+            try:
+                producer.begin_transaction()
+                futures = [
+                    producer.send(self._s.topic, key=k, value=v, partition=partition)
+                    for k, v in items
+                ]
+            except (KafkaError, *_FENCED) as exc:
+                results[partition] = self._failed(partition, producer, exc)
+                continue
+            sent.append((partition, producer, futures))
+        deadline = time.monotonic() + _SEND_TIMEOUT_S
+        committing: list[tuple[int, Any, list[int], Any]] = []
+        for partition, producer, futures in sent:
+            try:
+                # Every record must be acknowledged before the commit: kafka-python 3.0.12 can
+                # drop a transaction's records when its coordinator died, fail their futures
+                # later, and still return from commit_transaction() with nothing written.
+                producer.flush(timeout=_left(deadline))
+                offsets = [int(f.get(timeout=_left(deadline)).offset) for f in futures]
+                committing.append((partition, producer, offsets, _begin_commit(producer)))
+            except (KafkaError, *_FENCED) as exc:
+                results[partition] = self._failed(partition, producer, exc)
+        for partition, producer, offsets, done in committing:
+            try:
+                if not done.wait(timeout_ms=_left(deadline) * 1000):
+                    raise KafkaTimeoutError(f"commit not answered in {_SEND_TIMEOUT_S:g}s")
+                results[partition] = offsets
+            except (KafkaError, *_FENCED) as exc:
+                results[partition] = self._failed(partition, producer, exc, committing=True)
+        return results
+
+    def _writable(self, partition: int) -> Any:
+        """The partition's producer; NotOwner unless owned (or draining after a revoke)."""
         with self._lock:
             draining = partition in self._draining and self._lease_fresh()
         if partition not in self.owned() and not draining:
             if partition in self._owned:
                 self._stale({partition})
             raise NotOwner(f"partition {partition} is not owned by {self._pod_id}")
-        producer = self._producer(partition)
-        try:
-            producer.begin_transaction()
-            futures = [
-                producer.send(self._s.topic, key=k, value=v, partition=partition) for k, v in items
-            ]
-            # Every record must be acknowledged before the commit: kafka-python 3.0.12 can
-            # drop a transaction's records when its coordinator died, fail their futures
-            # later, and still return from commit_transaction() with nothing written.
-            producer.flush(timeout=_SEND_TIMEOUT_S)
-            offsets = [int(f.get(timeout=_SEND_TIMEOUT_S).offset) for f in futures]
-            producer.commit_transaction()
-            return offsets
-        except _FENCED as exc:
+        return self._producer(partition)
+
+    def _failed(
+        self, partition: int, producer: Any, exc: BaseException, committing: bool = False
+    ) -> LogError:
+        """What a failed transaction means: fenced -> NotOwner (the partition is gone);
+        otherwise abort (or, for a commit left unanswered, rebuild the producer) -> LogError."""
+        if isinstance(exc, _FENCED):
             self._lost.add(partition)
             self._revoke({partition}, f"fenced ({type(exc).__name__})")
             self._close_producer(partition)
-            raise NotOwner(f"partition {partition}: fenced by a newer owner") from None
-        except KafkaError as exc:
+            return NotOwner(f"partition {partition}: fenced by a newer owner")
+        if not committing:
             self._abort(partition, producer)
-            with self._lock:
-                # A coordinator that moved or a timed-out send leaves the producer unusable:
-                # a fresh one (init_transactions under a fresh lease) recovers.
-                self._broken.add(partition)
-            raise LogError(f"append to partition {partition} failed: {describe(exc)}") from None
+        with self._lock:
+            # A coordinator that moved, a timed-out send or an unanswered commit leaves the
+            # producer unusable: a fresh one (init_transactions under a fresh lease) recovers,
+            # completing or aborting what this one left open.
+            self._broken.add(partition)
+        return LogError(f"append to partition {partition} failed: {describe(exc)}")
 
     def close(self) -> None:
         """Leave the group promptly and close every client."""
