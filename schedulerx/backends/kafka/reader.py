@@ -28,6 +28,10 @@ class KafkaReader:
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         self._assigned: int | None = None
+        self._ends: dict[int, int] = {}
+        """Last stable offsets seen; ends only grow, so one below the real end is safe."""
+        self._next: int | None = None
+        """Where the consumer stands on the assigned partition after the last read."""
 
     @property
     def partitions(self) -> int:
@@ -42,23 +46,41 @@ class KafkaReader:
         tp = self._tp(partition)
         try:
             start = self._consumer.beginning_offsets([tp])[tp]
-            end = self._consumer.end_offsets([tp])[tp]
         except KafkaError as exc:
             raise LogError(
                 f"cannot read offsets of {self._topic}[{partition}]: {describe(exc)}"
             ) from None
-        return int(start), int(end)
+        return int(start), self._end(partition)
+
+    def _end(self, partition: int) -> int:
+        tp = self._tp(partition)
+        try:
+            end = int(self._consumer.end_offsets([tp])[tp])
+        except KafkaError as exc:
+            raise LogError(
+                f"cannot read offsets of {self._topic}[{partition}]: {describe(exc)}"
+            ) from None
+        self._ends[partition] = end
+        return end
 
     def read(self, partition: int, offset: int, max_records: int = 1000) -> list[Record]:
-        """Committed records from ``offset`` on; empty at the end (last stable offset)."""
+        """Committed records from ``offset`` on; empty at the end (last stable offset).
+
+        Reading on from where the last read stopped costs no round trip for the end offset
+        (asked again only once ``offset`` reaches the last one seen) and keeps what the
+        consumer fetched ahead (no seek)."""
         tp = self._tp(partition)
         if self._assigned != partition:
             self._consumer.assign([tp])
-            self._assigned = partition
-        _, end = self.bounds(partition)
+            self._assigned, self._next = partition, None
+        end = self._ends.get(partition, -1)
         if offset >= end:
-            return []
-        self._consumer.seek(tp, offset)
+            end = self._end(partition)
+            if offset >= end:
+                return []
+        if offset != self._next:
+            self._consumer.seek(tp, offset)
+        self._next = None
         out: list[Record] = []
         deadline = time.monotonic() + 30
         while not out and time.monotonic() < deadline:
@@ -72,6 +94,8 @@ class KafkaReader:
                 out.append(Record(partition, r.offset, r.key or b"", r.value, r.timestamp))
             if not out and self._consumer.position(tp) >= end:
                 break  # only transaction markers / aborted records were left
+        if out:
+            self._next = out[-1].offset + 1
         return out
 
     def close(self) -> None:
