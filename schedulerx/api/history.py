@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from schedulerx.api.wiring import BackendConfig, open_log
 from schedulerx.domain.events import AnyEvent, JobChanged, PoisonRecord, decode
 from schedulerx.domain.job import Job, JobStatus, command_of
 from schedulerx.ports.event_log import LogReader, Record
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: records read so far of those to read (see ``replay``)."""
+
+PROGRESS_EVERY: Final = 1000
+"""``replay`` reports progress after every this many records read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +36,12 @@ def jobs_as_of(
     *,
     command_id: str | None = None,
     status: JobStatus | None = None,
+    progress: Progress | None = None,
 ) -> list[Job]:
-    """The job list as it stood at ``at``, rebuilt from the records written up to then."""
+    """The job list as it stood at ``at``, rebuilt from the records written up to then.
+
+    ``progress(done, total)`` is called while reading, as ``projections.sync.catch_up`` does.
+    """
     from projections import MemoryView
     from projections.sync import catch_up
 
@@ -39,7 +50,7 @@ def jobs_as_of(
         reader = log_.reader()
         try:
             view = MemoryView()
-            catch_up(view, reader, until_ms=int(at.timestamp() * 1000))
+            catch_up(view, reader, until_ms=int(at.timestamp() * 1000), progress=progress)
         finally:
             reader.close()
     finally:
@@ -77,21 +88,43 @@ def replay(
     job_id: str | None = None,
     follow: bool = False,
     poll_s: float = 0.5,
+    progress: Progress | None = None,
 ) -> Iterator[Entry]:
     """Every record in time order (merged across partitions), filtered; ``follow`` waits
-    for new records after the end, until interrupted."""
+    for new records after the end, until interrupted.
+
+    ``progress(done, total)`` reports the reading of the history that existed when replay
+    started: ``total`` is the sum over partitions of (end offset - start offset) at that
+    moment, ``done`` the part of it read so far (filtered-out records count: they were read).
+    It is called after every ``PROGRESS_EVERY`` records read, and once with ``done == total``
+    when that history is read (with ``follow``: before waiting for new records); never after.
+    """
     log_ = open_log(backend, create=False)
     reader = log_.reader()
     try:
-        next_off = {p: reader.bounds(p)[0] for p in range(reader.partitions)}
+        bounds = {p: reader.bounds(p) for p in range(reader.partitions)}
+        next_off = {p: start for p, (start, _) in bounds.items()}
+        ends = {p: end for p, (_, end) in bounds.items()}
+        total = sum(max(0, end - start) for start, end in bounds.values())
+        done = 0
+        since_report = 0
         while True:
             streams = [_partition_iter(reader, p, next_off[p]) for p in range(reader.partitions)]
             merged = heapq.merge(*streams, key=lambda r: (r.timestamp_ms, r.partition, r.offset))
             for record in merged:
-                next_off[record.partition] = record.offset + 1
+                p = record.partition
+                done += min(record.offset + 1, ends[p]) - min(next_off[p], ends[p])
+                next_off[p] = record.offset + 1
                 entry = _entry(record)
                 if _matches(entry, command_id, job_id):
                     yield entry
+                since_report += 1
+                if progress is not None and since_report >= PROGRESS_EVERY:
+                    since_report = 0
+                    progress(done, total)
+            if progress is not None:
+                progress(total, total)  # gaps (compaction, Kafka markers) end below ``total``
+                progress = None
             if not follow:
                 return
             time.sleep(poll_s)

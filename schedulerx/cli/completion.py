@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from schedulerx.cli.common import HelpFormatter
+
 EXAMPLES = """examples:
   schedulerx completion bash > /etc/bash_completion.d/schedulerx
   source <(schedulerx completion bash)
@@ -18,7 +20,7 @@ def add_parser(sub: Any) -> None:
         "completion",
         help="print a shell completion script",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("shell", choices=["bash", "zsh"])
     p.set_defaults(handler=handle)

@@ -10,7 +10,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from schedulerx.cli.common import UserError, add_connection_flags, backend_of
+from schedulerx.cli.common import HelpFormatter, UserError, add_connection_flags, backend_of
 
 EXAMPLES = """examples:
   schedulerx dashboard                                  # ./.schedulerx on 127.0.0.1:8080
@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> None:
         "dashboard",
         help="serve the dashboard page (read-only) from the log",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_connection_flags(p)
     p.add_argument(

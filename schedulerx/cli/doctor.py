@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from schedulerx.cli.common import add_connection_flags, backend_of
+from schedulerx.cli.common import HelpFormatter, add_connection_flags, backend_of
 
 EXAMPLES = """examples:
   schedulerx doctor                       # the embedded log in ./.schedulerx
@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
         "doctor",
         help="check the log, topic, group and clocks; print what to fix",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_connection_flags(p)
     p.add_argument("--json", action="store_true", help='{"ok": ..., "checks": [...]}')

@@ -9,13 +9,16 @@ from typing import Any
 from projections import ApplyStats
 from schedulerx.api.query import open_query
 from schedulerx.cli.common import (
+    HelpFormatter,
     UserError,
     add_connection_flags,
+    add_progress_flag,
     backend_of,
     iso,
     job_json,
     parse_time,
     print_json,
+    progress_of,
     table,
 )
 from schedulerx.domain.job import Job, JobStatus
@@ -33,7 +36,7 @@ def add_parser(sub: Any) -> None:
         "jobs",
         help="list jobs: completed runs and the next 2 per command",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_connection_flags(p)
     p.add_argument("--command", dest="command_id", metavar="ID", help="only this command")
@@ -41,6 +44,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--limit", type=int, help="at most N jobs (the newest)")
     p.add_argument("--as-of", metavar="TIME", help="the list as it stood at TIME (rebuilt)")
     p.add_argument("--json", action="store_true", help="a JSON array of job objects")
+    add_progress_flag(p, "catching up with the log")
     p.set_defaults(handler=handle)
 
 
@@ -50,16 +54,22 @@ def handle(args: argparse.Namespace) -> int:
         raise UserError("--limit must be >= 1")
     status = JobStatus(args.status) if args.status else None
     backend = backend_of(args)
-    if args.as_of:
-        from schedulerx.api.history import jobs_as_of
+    at = parse_time(args.as_of) if args.as_of else None
+    progress = progress_of(args, "catching up")
+    try:
+        if at is not None:
+            from schedulerx.api.history import jobs_as_of
 
-        found = jobs_as_of(
-            backend, parse_time(args.as_of), command_id=args.command_id, status=status
-        )
-    else:
-        with open_query(backend, progress=_progress if sys.stderr.isatty() else None) as view:
-            found = view.jobs(command_id=args.command_id, status=status)
-            _note_skipped(view.stats)
+            found = jobs_as_of(
+                backend, at, command_id=args.command_id, status=status, progress=progress
+            )
+        else:
+            with open_query(backend, progress=progress) as view:
+                found = view.jobs(command_id=args.command_id, status=status)
+                _note_skipped(view.stats)
+    finally:
+        if progress is not None:
+            progress.finish()
     if args.limit is not None:
         found = found[-args.limit :]
     render(found, args.json)
@@ -97,9 +107,3 @@ def _note_skipped(stats: ApplyStats) -> None:
             f"{stats.illegal_transitions} illegal transition(s) were skipped; "
             "'schedulerx replay' shows them with their offsets\n"
         )
-
-
-def _progress(done: int, total: int) -> None:
-    sys.stderr.write(f"\rcatching up: {done}/{total} records")
-    if done >= total:
-        sys.stderr.write("\n")

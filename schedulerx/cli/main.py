@@ -19,7 +19,7 @@ from schedulerx.cli import (
     schedule,
     topic,
 )
-from schedulerx.cli.common import UserError
+from schedulerx.cli.common import HelpFormatter, UserError
 from schedulerx.ports.event_log import LogError
 
 _MODULES = (run, jobs, schedule, replay, topic, compact, dashboard, doctor, completion)
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="schedulerx",
         description="Distributed cron: each job exactly once, every job on record.",
         epilog="examples:\n  schedulerx run examples/demo.py\n  schedulerx jobs --status failed",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     for module in _MODULES:
@@ -39,14 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 command failed, 2 user error)."""
-    parser = build_parser()
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``argv`` parsed as ``main`` does: PARAMs may also follow a ``--`` placed after flags.
+
+    Bad usage exits with code 2 through ``parser.error`` (argparse's usage line and message).
+    """
     args, extra = parser.parse_known_args(argv)
     if extra and hasattr(args, "params") and extra[0] == "--":
         args.params = [*args.params, *extra[1:]]  # params after --, wherever flags stood
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 command failed, 2 user error)."""
+    args = parse_args(build_parser(), argv)
     try:
         code: int = args.handler(args)
     except BrokenPipeError:

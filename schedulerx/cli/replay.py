@@ -11,7 +11,14 @@ from typing import Any
 import msgspec
 
 from schedulerx.api.history import Entry, replay
-from schedulerx.cli.common import add_connection_flags, backend_of, iso
+from schedulerx.cli.common import (
+    HelpFormatter,
+    add_connection_flags,
+    add_progress_flag,
+    backend_of,
+    iso,
+    progress_of,
+)
 from schedulerx.domain.events import (
     JobChanged,
     JobTriggered,
@@ -24,7 +31,8 @@ EXAMPLES = """examples:
   schedulerx replay
   schedulerx replay --command backup
   schedulerx replay --job 'backup@2026-12-04T03:00:00Z' --json
-  schedulerx replay --follow"""
+  schedulerx replay --follow
+  schedulerx replay --json --progress > history.jsonl   # progress on stderr"""
 
 
 def add_parser(sub: Any) -> None:
@@ -33,25 +41,43 @@ def add_parser(sub: Any) -> None:
         "replay",
         help="the event history from the log",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_connection_flags(p)
     p.add_argument("--command", dest="command_id", metavar="ID", help="only this command")
     p.add_argument("--job", dest="job_id", metavar="JOB_ID", help="only this job")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--follow", action="store_true", help="keep printing new events")
+    add_progress_flag(p, "reading the existing history")
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Print the history."""
-    for entry in replay(
-        backend_of(args), command_id=args.command_id, job_id=args.job_id, follow=args.follow
-    ):
-        line = as_json(entry) if args.json else describe(entry)
-        sys.stdout.write(line + "\n")
-        if args.follow:
-            sys.stdout.flush()
+    """Print the history on stdout; progress (if asked for) goes to stderr only.
+
+    With ``--follow`` the progress line ends once the history that existed at the start is
+    read. When stdout is a terminal too, the progress line is erased before each event line
+    so the two never mix on one line.
+    """
+    progress = progress_of(args, "replaying")
+    shared_terminal = progress is not None and sys.stdout.isatty()
+    try:
+        for entry in replay(
+            backend_of(args),
+            command_id=args.command_id,
+            job_id=args.job_id,
+            follow=args.follow,
+            progress=progress,
+        ):
+            line = as_json(entry) if args.json else describe(entry)
+            if shared_terminal and progress is not None:
+                progress.clear()
+            sys.stdout.write(line + "\n")
+            if args.follow:
+                sys.stdout.flush()
+    finally:
+        if progress is not None:
+            progress.finish()
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from schedulerx.api.scheduler import Scheduler
-from schedulerx.cli.common import UserError, add_connection_flags
+from schedulerx.cli.common import HelpFormatter, UserError, add_connection_flags
 
 EXAMPLES = """examples:
   schedulerx run examples/demo.py
@@ -27,7 +27,7 @@ def add_parser(sub: Any) -> None:
         "run",
         help="run a pod",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "app",

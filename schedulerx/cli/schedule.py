@@ -13,7 +13,14 @@ from typing import Any
 from schedulerx.api.admin import RequestRejected, submit
 from schedulerx.api.query import open_query
 from schedulerx.api.wiring import BackendConfig
-from schedulerx.cli.common import UserError, add_connection_flags, backend_of, print_json, table
+from schedulerx.cli.common import (
+    HelpFormatter,
+    UserError,
+    add_connection_flags,
+    backend_of,
+    print_json,
+    table,
+)
 from schedulerx.domain.cron import Cron, CronError
 from schedulerx.domain.requests import Request
 
@@ -36,14 +43,14 @@ def add_parser(sub: Any) -> None:
         "schedule",
         help="show or change schedules",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = actions.add_parser(
         "set",
         help="set a command's cron schedule and params",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_connection_flags(s)
     _json_flag(s)
@@ -61,19 +68,17 @@ def add_parser(sub: Any) -> None:
         "list",
         help="every command's schedule",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_connection_flags(ls)
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="a JSON array of schedule objects")
     ls.set_defaults(handler=handle_list)
     for name, doc in (
         ("pause", "stop planning new jobs (future ones are canceled)"),
         ("resume", "plan again"),
         ("remove", "delete the schedule"),
     ):
-        a = actions.add_parser(
-            name, help=doc, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
+        a = actions.add_parser(name, help=doc, epilog=EXAMPLES, formatter_class=HelpFormatter)
         add_connection_flags(a)
         _json_flag(a)
         a.add_argument("command_id", metavar="ID")
@@ -82,7 +87,7 @@ def add_parser(sub: Any) -> None:
         "trigger",
         help="run a command now, once",
         epilog=TRIGGER_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_connection_flags(t)
     _json_flag(t)

@@ -186,3 +186,98 @@ def test_bash_completion_completes_subcommands_and_flags() -> None:
 
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["schedule", "pause", "--status"]
+
+
+def _log_bytes(data_dir: Path) -> int:
+    return sum(f.stat().st_size for f in (data_dir / "log").glob("*.log"))
+
+
+def test_compact_json_reports_what_it_did_on_a_real_data_dir(data_dir: Path) -> None:
+    d = ["--data-dir", str(data_dir)]
+    for cron in ("0 1 * * *", "0 2 * * *", "0 3 * * *"):
+        cli("schedule", "set", "backup", cron, *d)
+    cli("schedule", "set", "heartbeat", "*/5 * * * *", *d)
+    records = len(cli("replay", "--json", *d).stdout.splitlines())
+    size = _log_bytes(data_dir)
+    proc = cli("compact", "--json", *d)
+    assert proc.stderr == ""
+    report = json.loads(proc.stdout)
+    assert report == {
+        "partitions": list(range(12)),
+        "records_before": records,
+        "records_after": report["records_after"],
+        "tombstones_removed": 0,
+        "bytes_before": size,
+        "bytes_after": _log_bytes(data_dir),
+    }
+    # Two superseded versions of cmd/backup went; what is left is what replay still shows.
+    assert report["records_after"] == records - 2
+    assert report["records_after"] == len(cli("replay", "--json", *d).stdout.splitlines())
+    assert report["bytes_after"] < report["bytes_before"]
+    listed = json.loads(cli("schedule", "list", "--json", *d).stdout)
+    assert {s["command_id"]: s["cron"] for s in listed} == {
+        "backup": "0 3 * * *",
+        "heartbeat": "*/5 * * * *",
+    }
+    again = json.loads(cli("compact", "--json", *d).stdout)
+    assert again["records_before"] == again["records_after"] == report["records_after"]
+    assert again["bytes_before"] == again["bytes_after"] == report["bytes_after"]
+
+
+def test_compact_json_while_a_pod_holds_the_data_dir_is_a_one_line_error(data_dir: Path) -> None:
+    cli("schedule", "set", "backup", "0 3 * * *", "--data-dir", str(data_dir))
+    log = EmbeddedLog(data_dir)
+    session = log.join("pod-a")  # what a running pod holds
+    try:
+        proc = cli("compact", "--json", "--data-dir", str(data_dir), check=False)
+    finally:
+        session.close()
+        log.close()
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "in use by pod 'pod-a'" in _err(proc)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["jobs", "--json", "--data-dir", "{missing}"], "no embedded log"),
+        (["jobs", "--json", "--as-of", "soon", "--data-dir", "{data}"], "not an ISO 8601 time"),
+        (["schedule", "list", "--json", "--data-dir", "{missing}"], "no embedded log"),
+        (["schedule", "set", "x", "61 * * * *", "--json", "--data-dir", "{data}"], "invalid cron"),
+        (["schedule", "pause", "nope", "--json", "--data-dir", "{data}"], "unknown command"),
+        (["schedule", "remove", "nope", "--json", "--data-dir", "{data}"], "unknown command"),
+        (["trigger", "nope", "--json", "--data-dir", "{data}"], "unknown command 'nope'"),
+        (["replay", "--json", "--data-dir", "{missing}"], "no embedded log"),
+        (["compact", "--json", "--data-dir", "{missing}"], "no embedded log"),
+        (["compact", "--json", "--kafka", "127.0.0.1:9"], "Kafka compacts the topic itself"),
+        (["topic", "create", "--json", "--data-dir", "{data}"], "needs --kafka"),
+        (
+            ["topic", "create", "--json", "--kafka", "127.0.0.1:9", "--partitions", "0"],
+            "--partitions must be >= 1",
+        ),
+    ],
+    ids=lambda v: " ".join(v[:3]) if isinstance(v, list) else None,
+)
+def test_errors_under_json_are_one_line_on_stderr_and_nothing_on_stdout(
+    data_dir: Path, args: list[str], needle: str
+) -> None:
+    cli("schedule", "set", "known", "*/5 * * * *", "--data-dir", str(data_dir))
+    missing = data_dir.parent / "missing"
+    argv = [a.format(data=data_dir, missing=missing) for a in args]
+    proc = cli(*argv, check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert _err(proc).startswith("schedulerx: error: ")
+    assert needle in _err(proc)
+    assert not missing.exists()  # no command creates a data dir it was only asked to read
+
+
+def test_every_subcommand_that_reports_a_result_takes_json() -> None:
+    from tools.cli_docs import render_help, required
+
+    no_result = {("run",), ("dashboard",), ("completion",)}  # nothing to parse
+    leaves = [words for words in required() if words]  # every subcommand without actions
+    assert len(leaves) == 14
+    missing = [w for w in leaves if w not in no_result and "--json" not in render_help(w)]
+    assert not missing, f"subcommands without --json: {missing}"

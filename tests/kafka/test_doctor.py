@@ -35,7 +35,38 @@ def _create_with_policy(bootstrap: str, topic: str, policy: str) -> None:
 
 def test_a_topic_made_by_topic_create_passes(kafka_bootstrap: str) -> None:
     topic, group = _name("doctor-good"), _name("doctor-group")
-    cli("topic", "create", "--kafka", kafka_bootstrap, "--topic", topic, "--partitions", "4")
+    create = ["topic", "create", "--kafka", kafka_bootstrap, "--topic", topic]
+    made = json.loads(cli(*create, "--partitions", "4", "--json").stdout)
+    assert made == {
+        "bootstrap": kafka_bootstrap,
+        "topics": [
+            {
+                "name": topic,
+                "role": "state",
+                "partitions": 4,
+                "replication_factor": 1,
+                "created": True,
+            },
+            {
+                "name": f"{topic}-requests",
+                "role": "requests",
+                "partitions": 4,
+                "replication_factor": 1,
+                "created": True,
+            },
+        ],
+    }
+    # Again, asking for more: both are kept as they are, and --json says so.
+    kept = json.loads(cli(*create, "--partitions", "6", "--json").stdout)
+    assert [(t["name"], t["partitions"], t["created"]) for t in kept["topics"]] == [
+        (topic, 4, False),
+        (f"{topic}-requests", 4, False),
+    ]
+    text = cli(*create).stdout
+    assert text == (
+        f"topic '{topic}': 4 partitions, cleanup.policy=compact; "
+        f"requests topic '{topic}-requests'\n"
+    )
     proc = cli(
         "doctor", "--kafka", kafka_bootstrap, "--topic", topic, "--group", group, check=False
     )
