@@ -78,6 +78,14 @@ def _begin_commit(producer: Any) -> Any:
     return result
 
 
+def _begin_abort(producer: Any) -> Any:
+    """Start ``producer``'s abort without waiting (``abort_transaction``'s first half, as
+    ``_begin_commit``); returns what to wait on."""
+    result = producer._transaction_manager.begin_abort()
+    producer._sender.wakeup()
+    return result
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs inside ``consumer.poll`` on the loop thread: only records the change."""
 
@@ -441,7 +449,9 @@ class KafkaSession:
 
     def _abort(self, partition: int, producer: Any) -> None:
         try:
-            producer.abort_transaction()
+            done = _begin_abort(producer)
+            if not done.wait(timeout_ms=_SEND_TIMEOUT_S * 1000):
+                raise KafkaTimeoutError(f"abort not answered in {_SEND_TIMEOUT_S:g}s")
         except Exception as exc:
             # A fatal state: a fresh producer with the same transactional id (init) recovers.
             log.warning(
