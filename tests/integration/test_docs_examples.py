@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,15 +77,22 @@ def _subcommands() -> list[list[str]]:
 
 @pytest.mark.parametrize("words", _subcommands(), ids=" ".join)
 def test_every_subcommand_help_has_an_example(words: list[str]) -> None:
+    out = _console_help(words)
+    assert "examples:" in out
+    assert f"schedulerx {words[0]}" in out.split("examples:", 1)[1]
+
+
+def _console_help(words: Sequence[str], env: dict[str, str] | None = None) -> str:
+    """What ``schedulerx WORDS --help`` prints, run as a process."""
     proc = subprocess.run(
         [sys.executable, "-m", "schedulerx", *words, "--help"],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
+        env=env,
     )
-    assert "examples:" in proc.stdout
-    assert f"schedulerx {words[0]}" in proc.stdout.split("examples:", 1)[1]
+    return proc.stdout
 
 
 @pytest.mark.slow
@@ -153,15 +161,7 @@ def test_cli_doc_help_block_is_the_real_help(words: tuple[str, ...]) -> None:
 @pytest.mark.parametrize("words", [(), ("schedule", "set"), ("replay",)], ids=_name)
 def test_rendered_help_is_what_the_console_command_prints(words: tuple[str, ...]) -> None:
     env = {**os.environ, "COLUMNS": "100", "PYTHON_COLORS": "0", "NO_COLOR": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "schedulerx", *words, "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env=env,
-    )
-    assert proc.stdout == cli_docs.render_help(words)
+    assert _console_help(words, env) == cli_docs.render_help(words)
 
 
 def test_the_help_check_catches_a_stale_block_and_regenerating_fixes_it() -> None:
