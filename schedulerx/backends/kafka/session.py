@@ -283,25 +283,52 @@ class KafkaSession:
                 continue
             sent.append((partition, producer, futures))
         deadline = time.monotonic() + _SEND_TIMEOUT_S
-        committing: list[tuple[int, Any, list[int], Any]] = []
-        for partition, producer, futures in sent:
-            try:
-                # Every record must be acknowledged before the commit: kafka-python 3.0.12 can
-                # drop a transaction's records when its coordinator died, fail their futures
-                # later, and still return from commit_transaction() with nothing written.
-                producer.flush(timeout=_left(deadline))
-                offsets = [int(f.get(timeout=_left(deadline)).offset) for f in futures]
-                committing.append((partition, producer, offsets, _begin_commit(producer)))
-            except (KafkaError, *_FENCED) as exc:
-                results[partition] = self._failed(partition, producer, exc)
+        committing = self._acknowledged(sent, deadline, results)
         for partition, producer, offsets, done in committing:
             try:
                 if not done.wait(timeout_ms=_left(deadline) * 1000):
                     raise KafkaTimeoutError(f"commit not answered in {_SEND_TIMEOUT_S:g}s")
                 results[partition] = offsets
             except (KafkaError, *_FENCED) as exc:
-                results[partition] = self._failed(partition, producer, exc, committing=True)
+                results[partition] = self._failed(partition, producer, exc, abort=False)
         return results
+
+    def _acknowledged(
+        self,
+        sent: list[tuple[int, Any, list[Any]]],
+        deadline: float,
+        results: dict[int, list[int] | LogError],
+    ) -> list[tuple[int, Any, list[int], Any]]:
+        """Start each partition's commit as soon as all its records are acknowledged (every
+        record must be before the commit: kafka-python 3.0.12 can drop a transaction's
+        records when its coordinator died, fail their futures later, and still commit with
+        nothing written). A partition still waiting at ``deadline`` fails alone; the others'
+        commits are under way by then. Returns (partition, producer, offsets, commit)."""
+        committing: list[tuple[int, Any, list[int], Any]] = []
+        acked = threading.Event()
+        for _, _, futures in sent:
+            for f in futures:
+                f.add_both(lambda _: acked.set())
+        pending = sent
+        while pending:
+            acked.clear()
+            waiting = []
+            for partition, producer, futures in pending:
+                if not all(f.is_done for f in futures):
+                    waiting.append((partition, producer, futures))
+                    continue
+                try:
+                    offsets = [int(f.get().offset) for f in futures]  # raises a failed send
+                    committing.append((partition, producer, offsets, _begin_commit(producer)))
+                except (KafkaError, *_FENCED) as exc:
+                    results[partition] = self._failed(partition, producer, exc)
+            pending = waiting
+            if pending and not acked.wait(_left(deadline)):
+                for partition, producer, _ in pending:
+                    timeout = KafkaTimeoutError(f"records not acknowledged in {_SEND_TIMEOUT_S:g}s")
+                    results[partition] = self._failed(partition, producer, timeout, abort=False)
+                break
+        return committing
 
     def _writable(self, partition: int) -> Any:
         """The partition's producer; NotOwner unless owned (or draining after a revoke)."""
@@ -314,16 +341,18 @@ class KafkaSession:
         return self._producer(partition)
 
     def _failed(
-        self, partition: int, producer: Any, exc: BaseException, committing: bool = False
+        self, partition: int, producer: Any, exc: BaseException, abort: bool = True
     ) -> LogError:
         """What a failed transaction means: fenced -> NotOwner (the partition is gone);
-        otherwise abort (or, for a commit left unanswered, rebuild the producer) -> LogError."""
+        otherwise LogError and a producer to rebuild, after an abort unless ``abort`` is
+        False (a broker that left a send or a commit unanswered would leave the abort
+        unanswered too; the fresh producer's init_transactions ends the transaction)."""
         if isinstance(exc, _FENCED):
             self._lost.add(partition)
             self._revoke({partition}, f"fenced ({type(exc).__name__})")
             self._close_producer(partition)
             return NotOwner(f"partition {partition}: fenced by a newer owner")
-        if not committing:
+        if abort:
             self._abort(partition, producer)
         with self._lock:
             # A coordinator that moved, a timed-out send or an unanswered commit leaves the
