@@ -451,8 +451,9 @@ class Pod:
         ts = self.clock.now().timestamp() if at is None else at.timestamp()
         heapq.heappush(self._wakeups, (ts, next(self._seq), command_id))
 
-    def _plan(self, now: datetime, owned: frozenset[int]) -> None:
-        """Plan every command whose wake-up time has come (or that an event changed)."""
+    def _plan(self, now: datetime, owned: frozenset[int], claim: bool = True) -> None:
+        """Plan every command whose wake-up time has come (or that an event changed);
+        ``claim=False`` (stopping) plans jobs but claims none."""
         due: set[str] = set()
         horizon = now.timestamp()
         while self._wakeups and self._wakeups[0][0] <= horizon:
@@ -469,9 +470,9 @@ class Pod:
             if any(j in self._writes.jobs for j in entry.jobs):
                 self._wake(cid, None)  # its last writes have not committed yet
                 continue
-            self._plan_one(entry, now)
+            self._plan_one(entry, now, claim)
 
-    def _plan_one(self, entry: CommandEntry, now: datetime) -> None:
+    def _plan_one(self, entry: CommandEntry, now: datetime, claim: bool = True) -> None:
         s = entry.schedule
         reg = self.registrations.get(entry.command_id)
         view = CommandView(
@@ -499,7 +500,8 @@ class Pod:
             self._stage_job(entry.partition, job, now)
             if job.status.terminal:
                 self.stats.job(job.status, job.error)
-        claimable = [j for j in result.to_claim if j.id not in {c.id for c in result.changes}]
+        changed = {c.id for c in result.changes}
+        claimable = [j for j in result.to_claim if claim and j.id not in changed]
         for job in claimable:
             self._stage_job(
                 entry.partition, job.to(JobStatus.CLAIMED, owner=self.config.pod_id), now
@@ -577,6 +579,11 @@ class Pod:
             self._timers.cancel(job.id)
             self._stage_job(partition, job.to(JobStatus.SCHEDULED, owner=None), now)
         self._outcomes()
+        self._flush(session)
+        # A stop right after a due second may come before that second's plan (which adds the
+        # new second of the next 2): plan what is due, without claiming, so the next owner
+        # finds 2 scheduled jobs.
+        self._plan(self.clock.now(), session.owned(), claim=False)
         self._flush(session)
         deadline = self.clock.monotonic() + self.config.stop_grace.total_seconds()
         while self._runner.running_count() and self.clock.monotonic() < deadline:
