@@ -73,7 +73,14 @@ def _create_topic(bootstrap: str, partitions: int, rf: int, configs: dict[str, s
     try:
         spec = {"num_partitions": partitions, "replication_factor": rf, "configs": configs}
         admin.create_topics({topic: spec}, wait_for_metadata=True)
-        (described,) = admin.describe_topics([topic])
+        # The node that answers may not have the new topic's partitions yet (seen on a 3-node
+        # cluster: an empty list right after creation): ask again, within a bound.
+        deadline = time.monotonic() + 30
+        while True:
+            (described,) = admin.describe_topics([topic])
+            if len(described["partitions"]) == partitions or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert len(described["partitions"]) == partitions
         assert all(len(p["replica_nodes"]) == rf for p in described["partitions"])
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs=dict.fromkeys(configs))
