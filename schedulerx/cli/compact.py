@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schedulerx.cli.common import (
     HelpFormatter,
@@ -14,6 +14,9 @@ from schedulerx.cli.common import (
     backend_of,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from schedulerx.backends.embedded import CompactionStats
 
 EXAMPLES = """examples:
   schedulerx compact --data-dir ./.schedulerx
@@ -56,5 +59,15 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         print_json(dataclasses.asdict(stats))
     else:
-        sys.stdout.write(f"{stats}\n")
+        sys.stdout.write(_summary(stats) + "\n")
     return 0
+
+
+def _summary(stats: CompactionStats) -> str:
+    """One human line, e.g. ``compacted 12 partitions: 9,204 -> 412 records ...``."""
+    return (
+        f"compacted {len(stats.partitions)} partitions: "
+        f"{stats.records_before:,} -> {stats.records_after:,} records, "
+        f"{stats.bytes_before:,} -> {stats.bytes_after:,} bytes, "
+        f"{stats.tombstones_removed:,} tombstones removed"
+    )

@@ -224,6 +224,17 @@ def test_compact_json_reports_what_it_did_on_a_real_data_dir(data_dir: Path) -> 
     assert again["bytes_before"] == again["bytes_after"] == report["bytes_after"]
 
 
+def test_compact_without_json_prints_one_readable_line(data_dir: Path) -> None:
+    d = ["--data-dir", str(data_dir)]
+    for cron in ("0 1 * * *", "0 2 * * *"):
+        cli("schedule", "set", "backup", cron, *d)
+    records = len(cli("replay", "--json", *d).stdout.splitlines())
+    out = cli("compact", *d).stdout.splitlines()
+    assert len(out) == 1
+    assert out[0].startswith(f"compacted 12 partitions: {records:,} -> {records - 1:,} records, ")
+    assert out[0].endswith(" bytes, 0 tombstones removed")
+
+
 def test_compact_json_while_a_pod_holds_the_data_dir_is_a_one_line_error(data_dir: Path) -> None:
     cli("schedule", "set", "backup", "0 3 * * *", "--data-dir", str(data_dir))
     log = EmbeddedLog(data_dir)
