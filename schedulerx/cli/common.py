@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 import msgspec
 
@@ -17,6 +17,7 @@ from schedulerx.api.jsonform import iso, job_json
 from schedulerx.api.wiring import BackendConfig
 
 __all__ = [
+    "ArgumentParser",
     "HelpFormatter",
     "ProgressLine",
     "UserError",
@@ -34,6 +35,27 @@ __all__ = [
 
 class UserError(Exception):
     """A problem the user can fix: printed as one line, exit code 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of ``schedulerx`` and, through ``add_subparsers``, of every subcommand.
+
+    - A usage error (unknown flag, bad choice or value, missing argument or subcommand) is
+      one line on stderr, ``schedulerx: error: <argparse's message> (see <prog> --help)``,
+      and exit code 2 (``SystemExit(2)``), with nothing on stdout and no usage text.
+    - Long flags must be spelled out (``allow_abbrev=False`` unless a caller says otherwise):
+      ``--stat`` is an unknown flag, not ``--status``, so scripts cannot come to depend on an
+      abbreviation that a new flag would make ambiguous.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """Exit 2 after writing ``message`` as one line (newlines in it become spaces)."""
+        text = " ".join(message.split())
+        self.exit(2, f"schedulerx: error: {text} (see {self.prog} --help)\n")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

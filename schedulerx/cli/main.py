@@ -19,15 +19,19 @@ from schedulerx.cli import (
     schedule,
     topic,
 )
-from schedulerx.cli.common import HelpFormatter, UserError
+from schedulerx.cli.common import ArgumentParser, HelpFormatter, UserError
 from schedulerx.ports.event_log import LogError
 
 _MODULES = (run, jobs, schedule, replay, topic, compact, dashboard, doctor, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (also used to generate the CLI reference)."""
-    parser = argparse.ArgumentParser(
+    """The full argument parser (also used to generate the CLI reference).
+
+    Every parser in it is a ``common.ArgumentParser`` (subparsers inherit the class): usage
+    errors are one line with exit code 2, and long flags cannot be abbreviated.
+    """
+    parser = ArgumentParser(
         prog="schedulerx",
         description="Distributed cron: each job exactly once, every job on record.",
         epilog="examples:\n  schedulerx run examples/demo.py\n  schedulerx jobs --status failed",
@@ -42,14 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """``argv`` parsed as ``main`` does: PARAMs may also follow a ``--`` placed after flags.
 
-    Bad usage exits with code 2 through ``parser.error`` (argparse's usage line and message).
+    Bad usage exits with code 2 and one line on stderr, through the ``error`` of the
+    deepest subcommand parser ``argv`` reached (so its message names that subcommand's help).
     """
     args, extra = parser.parse_known_args(argv)
     if extra and hasattr(args, "params") and extra[0] == "--":
         args.params = [*args.params, *extra[1:]]  # params after --, wherever flags stood
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _chosen(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     return args
+
+
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The subcommand parser ``args`` was parsed by (``parser`` itself without subcommands)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            child = action.choices.get(getattr(args, action.dest, None) or "")
+            if child is not None:
+                return _chosen(child, args)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

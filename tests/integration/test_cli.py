@@ -71,6 +71,49 @@ def test_bad_input_is_one_line_and_exit_2(data_dir: Path, args: list[str], needl
     assert [s["command_id"] for s in listed] == ["known"]
 
 
+@pytest.mark.parametrize(
+    ("args", "message", "help_of"),
+    [
+        (["jobs", "--bogus"], "unrecognized arguments: --bogus", "jobs"),
+        (["jobs", "--stat", "failed"], "unrecognized arguments: --stat failed", "jobs"),
+        (
+            ["jobs", "--status", "bogus"],
+            "argument --status: invalid choice: 'bogus' (choose from 'scheduled', 'claimed',",
+            "jobs",
+        ),
+        (["jobs", "--limit", "many"], "argument --limit: invalid int value: 'many'", "jobs"),
+        (
+            ["schedule", "set", "backup"],
+            "the following arguments are required: CRON",
+            "schedule set",
+        ),
+        ([], "the following arguments are required: SUBCOMMAND", ""),
+        (["schedule"], "the following arguments are required: ACTION", "schedule"),
+        (["jbos"], "argument SUBCOMMAND: invalid choice: 'jbos' (choose from 'run',", ""),
+    ],
+    ids=[
+        "unknown flag",
+        "abbreviated flag",
+        "bad choice",
+        "bad value",
+        "missing argument",
+        "missing subcommand",
+        "missing action",
+        "unknown subcommand",
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_help_and_exit_2(
+    args: list[str], message: str, help_of: str
+) -> None:
+    proc = cli(*args, check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    line = _err(proc)
+    assert line.startswith(f"schedulerx: error: {message}"), line
+    assert line.endswith(f" (see {' '.join(['schedulerx', *help_of.split()])} --help)"), line
+    assert "usage:" not in proc.stderr
+
+
 def test_reading_a_data_dir_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     proc = cli("jobs", "--data-dir", str(tmp_path / "nothing"), check=False)
     assert proc.returncode == 2
