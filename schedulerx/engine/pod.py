@@ -13,6 +13,7 @@ import heapq
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -41,13 +42,14 @@ from schedulerx.engine.timers import TimerHeap
 from schedulerx.engine.writes import Staged, Writes
 from schedulerx.ports.clock import Clock
 from schedulerx.ports.command import Registration
-from schedulerx.ports.event_log import EventLog, LogSession, Record
+from schedulerx.ports.event_log import EventLog, LogError, LogSession, Record
 from schedulerx.ports.fetcher import ScheduleFetcher
 from schedulerx.ports.store import JobStore
 
 log = logging.getLogger("schedulerx.engine")
 _DEFAULT_POLICY = Policy()
 _TIMEOUT = "timeout:"
+_CATCH_UP_RETRY_S = 1.0
 
 
 class Pod:
@@ -92,6 +94,11 @@ class Pod:
         self._thread: threading.Thread | None = None
         self._next_sweep = 0.0
         self._caught_up: set[int] = set()
+        self._catching_up: set[int] = set()
+        """Owned, but their catch-up failed: neither planned nor claimed, retried."""
+        self._catch_up_at = 0.0
+        self._deferred: list[bytes] = []
+        """Requests for partitions still catching up, handled once they have."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -184,13 +191,18 @@ class Pod:
     def _iterate(self, session: LogSession) -> None:
         poll = session.poll(self._sleep_budget())
         if poll.revoked:
+            self._catching_up -= poll.revoked
             self._release(poll.revoked, session)
             self._drop(poll.revoked)
-        if poll.assigned:
-            self._assign(poll.assigned)
+        todo = poll.assigned
+        if self._catching_up and time.monotonic() >= self._catch_up_at:
+            todo |= self._catching_up
+        if todo:
+            self._assign(todo)
         self._ingest(poll.records)
         now = self.clock.now()
-        for raw in poll.requests:
+        deferred, self._deferred = self._deferred, []
+        for raw in (*deferred, *poll.requests):
             self._request(raw, now)
         self._fetched(now)
         self._outcomes()
@@ -205,12 +217,29 @@ class Pod:
         return budget
 
     def _assign(self, partitions: frozenset[int]) -> None:
-        """Catch the projection up, seed the book, report what a lost owner left behind."""
-        reader = self.log.reader()
+        """Catch the projection up, seed the book, report what a lost owner left behind.
+
+        Nothing of ``partitions`` is planned, claimed or changed before its catch-up reached
+        the log end: a catch-up that fails (LogError: broker away, reads stalled) is logged,
+        counted (``catch_up_failures``) and retried every ``_CATCH_UP_RETRY_S``."""
         try:
-            catch_up(self.store, reader, partitions)
-        finally:
-            reader.close()
+            reader = self.log.reader()
+            try:
+                catch_up(self.store, reader, partitions)
+            finally:
+                reader.close()
+        except LogError as exc:
+            self._catching_up |= partitions
+            self._catch_up_at = time.monotonic() + _CATCH_UP_RETRY_S
+            self.stats.add("catch_up_failures")
+            log.warning(
+                "catching up partitions %s failed (not acting on them; retry in %gs): %s",
+                sorted(partitions),
+                _CATCH_UP_RETRY_S,
+                exc,
+            )
+            return
+        self._catching_up -= partitions
         seed_book(self.book, self.store, partitions, self.log.partitions)
         for cid in self.registrations:
             p = partition_for(cid, self.log.partitions)
@@ -315,6 +344,9 @@ class Pod:
             log.warning("bad schedule-change request skipped: %s", exc)
             return
         p = partition_for(request.command_id, self.log.partitions)
+        if p in self._catching_up:
+            self._deferred.append(raw)  # acted on once the partition is caught up
+            return
         if self._session is None or p not in self._session.owned():
             self.stats.add("requests_misrouted")
             log.warning(

@@ -65,6 +65,11 @@ _COUNTERS: Final = (
         "Times partitions were taken from this pod (rebalance, fencing, lease lost).",
     ),
     (
+        "schedulerx_catch_up_failures_total",
+        "catch_up_failures",
+        "Catch-ups of newly owned partitions that failed (retried; nothing acted on meanwhile).",
+    ),
+    (
         "schedulerx_fetcher_errors_total",
         "fetcher_errors",
         "Schedule fetches that failed or returned an invalid schedule (the last good one is kept).",

@@ -76,7 +76,9 @@ class LogReader(Protocol):
     def read(self, partition: int, offset: int, max_records: int = 1000) -> list[Record]:
         """Committed records with offset >= ``offset``, in order, at most ``max_records``.
 
-        Offsets may have gaps (compaction, transaction markers). Empty at the end.
+        Offsets may have gaps (compaction, transaction markers). Empty only at the end:
+        records known to exist from ``offset`` on that cannot be read (broker away, fetches
+        stalled) raise LogError, so a caller never takes a stall for the end of the log.
         """
         ...
 

@@ -12,6 +12,9 @@ from schedulerx.backends.kafka.errors import describe
 from schedulerx.backends.kafka.settings import KafkaSettings
 from schedulerx.ports.event_log import LogError, Record
 
+_STALL_S = 30.0
+"""How long ``read`` waits for records it knows exist before it gives up."""
+
 
 class KafkaReader:
     """A ``read_committed`` consumer with manual assignment; no group, never commits."""
@@ -66,7 +69,8 @@ class KafkaReader:
     def read(self, partition: int, offset: int, max_records: int = 1000) -> list[Record]:
         """Committed records from ``offset`` on; empty at the end (last stable offset).
 
-        Reading on from where the last read stopped costs no round trip for the end offset
+        LogError when the broker gives nothing for ``_STALL_S`` while records before the end
+        are left (a stall is never reported as the end). Reading on from where the last read stopped costs no round trip for the end offset
         (asked again only once ``offset`` reaches the last one seen) and keeps what the
         consumer fetched ahead (no seek)."""
         tp = self._tp(partition)
@@ -82,7 +86,7 @@ class KafkaReader:
             self._consumer.seek(tp, offset)
         self._next = None
         out: list[Record] = []
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + _STALL_S
         while not out and time.monotonic() < deadline:
             if self._consumer.position(tp) >= end:
                 break  # only transaction markers / aborted records were left
@@ -96,6 +100,11 @@ class KafkaReader:
                 break  # only transaction markers / aborted records were left
         if out:
             self._next = out[-1].offset + 1
+        elif self._consumer.position(tp) < end:
+            raise LogError(
+                f"cannot read {self._topic}[{partition}]: no record from offset "
+                f"{self._consumer.position(tp)} (end {end}) within {_STALL_S:g}s"
+            )
         return out
 
     def close(self) -> None:
