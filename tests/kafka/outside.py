@@ -5,6 +5,8 @@
 - :func:`produce_raw`: a plain, non-transactional kafka-python producer writing whatever bytes
   to a chosen partition (poison, illegal transitions).
 - :func:`create_compacting_topic`: a state topic whose cleaner compacts within seconds.
+- :func:`read_committed`: every committed record of a topic from offset 0, as a consumer
+  with ``isolation_level=read_committed`` sees it (what any reader of the state sees).
 - :func:`count_records`: how many committed data records are readable from offset 0.
 - :func:`partition_leader`: the broker leading a partition.
 """
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -131,8 +134,21 @@ def create_compacting_topic(bootstrap: str, topic: str, partitions: int) -> None
         admin.close()
 
 
-def count_records(bootstrap: str, topic: str, partitions: int) -> tuple[int, int]:
-    """(committed data records readable from offset 0, offsets spanned) over all partitions."""
+@dataclass(frozen=True)
+class Committed:
+    """One committed record of a topic, where it sits."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    """``None`` for a tombstone."""
+
+
+def _read_from_start(bootstrap: str, topic: str, partitions: int) -> tuple[list[Committed], int]:
+    """Every committed data record (read_committed, from each partition's start up to its end
+    as of the call), in (partition, offset) order, and the offsets spanned."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         isolation_level="read_committed",
@@ -145,16 +161,36 @@ def count_records(bootstrap: str, topic: str, partitions: int) -> tuple[int, int
         ends = consumer.end_offsets(tps)
         starts = consumer.beginning_offsets(tps)
         consumer.seek_to_beginning()
-        count = 0
+        out: list[Committed] = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
-                count += len(batch)
+                out.extend(
+                    Committed(m.partition, m.offset, m.timestamp, m.key, m.value)
+                    for m in batch
+                    if m.offset < ends[TopicPartition(topic, m.partition)]
+                )
             if all(consumer.position(tp) >= ends[tp] for tp in tps):
                 break
-        return count, sum(ends[tp] - starts[tp] for tp in tps)
+        else:
+            raise AssertionError(f"could not read {topic} to its end within 30 s")
+        out.sort(key=lambda c: (c.partition, c.offset))
+        return out, sum(ends[tp] - starts[tp] for tp in tps)
     finally:
         consumer.close()
+
+
+def read_committed(bootstrap: str, topic: str, partitions: int) -> list[Committed]:
+    """Every committed record of ``topic`` from offset 0 to the end as of the call, in
+    (partition, offset) order: what a ``read_committed`` consumer sees (aborted and fenced
+    transactions are not in it)."""
+    return _read_from_start(bootstrap, topic, partitions)[0]
+
+
+def count_records(bootstrap: str, topic: str, partitions: int) -> tuple[int, int]:
+    """(committed data records readable from offset 0, offsets spanned) over all partitions."""
+    records, spanned = _read_from_start(bootstrap, topic, partitions)
+    return len(records), spanned
 
 
 def partition_leader(bootstrap: str, topic: str, partition: int) -> int:

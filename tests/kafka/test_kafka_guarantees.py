@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ import pytest
 from projections import ProjectionStore
 from schedulerx.api.wiring import BackendConfig
 from schedulerx.cli.common import job_json
-from schedulerx.domain.events import JobChanged, encode, job_key, new_event_id
+from schedulerx.domain.events import AnyEvent, JobChanged, decode, encode, job_key, new_event_id
 from schedulerx.domain.job import Job, JobStatus
 from schedulerx.domain.partitioning import partition_for
 from schedulerx.testing.kafka_broker import KafkaBroker
@@ -40,11 +40,13 @@ from tests.kafka.fleet import (
     whole_seconds,
 )
 from tests.kafka.outside import (
+    Committed,
     count_records,
     create_compacting_topic,
     java_console_produce,
     partition_leader,
     produce_raw,
+    read_committed,
 )
 from tests.support.procs import APP, ROOT, SCHEDULERX, Run, duplicates
 
@@ -97,6 +99,76 @@ def _all_accounted(
 ) -> None:
     silent = {cid: bad for cid in fleet.commands if (bad := unaccounted(jobs, runs, cid, window))}
     assert silent == {}, "seconds with neither a run nor a recorded reason"
+
+
+def _what(event: AnyEvent) -> str:
+    """A short description of an event (for assertion messages)."""
+    if isinstance(event, JobChanged):
+        return f"{event.job.id} -> {event.job.status} by {event.pod}"
+    return f"{type(event).__name__} by {event.pod}"
+
+
+def _writes_after_takeover(
+    topic: list[Committed], victim: str, stopped: float, woke: float, stopping: float
+) -> tuple[list[int], list[str], list[float]]:
+    """Judge from the topic whether a write of a pod SIGSTOPped at ``stopped`` (woken at
+    ``woke``) leaked past the fence on the partitions it held.
+
+    A partition it held: the last record created before the stop (by the event's ``ts``) is
+    its. The takeover there is the first later record (offset order) by another pod. A record
+    by ``victim`` after it is a leak if
+
+    - it was created before ``woke + 0.5``: the zombie acting on ownership it had lost (a
+      write prepared before the stop, or its timers firing at SIGCONT). Rejoining the group
+      and fencing the interim owner takes two rebalances; measured 1.2 s at the fastest; or
+    - another pod wrote the partition after it (before ``stopping``): it wrote while another
+      pod owned the partition. Once it has really taken a partition back, its fence keeps the
+      interim owner from writing there again.
+
+    What is left is a legitimate comeback: it rejoined, fenced the interim owner and took the
+    partition back. Offsets are append order: a transaction the zombie opened before the stop
+    and committed after waking would sit before the takeover; the job-level checks of the
+    test cover that case.
+
+    Returns (partitions judged, leaks, for each comeback the seconds from ``woke`` to its
+    first write there).
+    """
+    by_partition: dict[int, list[tuple[Committed, AnyEvent]]] = defaultdict(list)
+    for record in topic:
+        if record.value is not None:
+            by_partition[record.partition].append((record, decode(record.value)))
+    checked: list[int] = []
+    leaks: list[str] = []
+    comebacks: list[float] = []
+    for partition, items in sorted(by_partition.items()):
+        before = [e for _, e in items if e.ts.timestamp() < stopped]
+        if not before or before[-1].pod != victim:
+            continue
+        start = next(
+            (i for i, (r, e) in enumerate(items) if e.pod != victim and e.ts.timestamp() > stopped),
+            None,
+        )
+        assert start is not None, f"nobody wrote partition {partition} after the zombie"
+        checked.append(partition)
+        after = items[start:]
+        last_other = max(
+            (
+                i
+                for i, (_, e) in enumerate(after)
+                if e.pod != victim and e.ts.timestamp() < stopping
+            ),
+            default=0,
+        )
+        mine = [(i, r, e) for i, (r, e) in enumerate(after) if e.pod == victim]
+        bad = [
+            f"p{partition}@{r.offset} {_what(e)} (ts {e.ts:%H:%M:%S.%f})"
+            for i, r, e in mine
+            if e.ts.timestamp() < woke + 0.5 or i < last_other
+        ]
+        leaks.extend(bad)
+        if mine and not bad:
+            comebacks.append(mine[0][2].ts.timestamp() - woke)
+    return checked, leaks, comebacks
 
 
 def test_three_pods_run_each_second_of_30_commands_exactly_once(
@@ -234,6 +306,15 @@ def test_sigstopped_pod_past_its_session_timeout_never_acts_after_takeover(
     ]
     assert fake == [], "the zombie recorded a success after the takeover"
     _all_accounted(fleet, jobs, runs, whole_seconds(joined + 3, stopping - 1))
+
+    # The topic itself, as any read_committed reader sees it: on each partition the zombie
+    # held, nothing it wrote may follow the new owner's first write there.
+    topic = read_committed(kafka_bootstrap, fleet.topic, 6)
+    checked, leaks, rewrote = _writes_after_takeover(topic, victim, stopped, woke, stopping)
+    assert checked, "the zombie held no partition with records to judge"
+    assert leaks == [], "fenced writes of the zombie are visible after the takeover"
+    for delay in rewrote:  # it rejoined and owned a partition again, legitimately
+        _measured("sigstop_zombie_writes_again_after_wake_s", delay)
 
 
 def test_sigterm_during_a_long_run_finishes_it_then_hands_over(
