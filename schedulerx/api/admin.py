@@ -7,7 +7,10 @@ the moment: it validates the request with the pod's own rules and appends the re
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+
+import msgspec
 
 from schedulerx.api.query import caught_up_store
 from schedulerx.api.wiring import BackendConfig, open_log
@@ -24,10 +27,29 @@ class RequestRejected(ValueError):
     """The request was refused; the message is the recorded reason."""
 
 
+def stamped(request: Request, now: datetime | None = None) -> Request:
+    """``request`` as it is sent: a fresh ``request_id`` (32 hex digits, random) when it has
+    none, and ``requested_at`` = ``now`` (default: this machine's clock) when it has none.
+
+    Fields already set are kept, so a caller that gives both makes redelivery harmless. This
+    is the edge where the clock and the random ids are read; the domain's
+    ``encode_request`` stays pure.
+    """
+    if not request.request_id:
+        request = msgspec.structs.replace(request, request_id=uuid.uuid4().hex)
+    if request.requested_at is None:
+        at = datetime.now(UTC) if now is None else now
+        request = msgspec.structs.replace(request, requested_at=at)
+    return request
+
+
 def submit(backend: BackendConfig, request: Request) -> str:
-    """Send ``request``; returns what happened in one line. Raises RequestRejected."""
-    raw = encode_request(request)
-    request = decode_request(raw)  # the filled-in request id
+    """Send ``request``, ``stamped`` first; returns what happened in one line.
+
+    Raises RequestRejected when the request is refused here (no pod running).
+    """
+    raw = encode_request(stamped(request))
+    request = decode_request(raw)  # as the pod will read it
     log_ = open_log(backend)
     try:
         if backend.kafka is None:

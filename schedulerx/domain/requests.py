@@ -4,14 +4,16 @@ A request is plain JSON (documented in docs/events.md) so any Kafka client or sc
 one. The pod that owns the command validates it and appends the resulting fact (a schedule
 event, a manual job) or a ``schedule.rejected`` event with the reason. The state topic thus
 holds only validated facts written by schedulerx.
+
+Pure: nothing here reads the clock or draws random ids. A sender stamps its request with an
+id and a time before encoding it (``schedulerx.api.admin.stamped``); a request that arrives
+without them gets a derived id (``decode_request``) and the pod's time (intake).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import uuid
-from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -60,11 +62,13 @@ class BadRequest(ValueError):
 
 
 def encode_request(request: Request) -> bytes:
-    """JSON bytes of ``request`` (a fresh ``request_id`` is filled in when empty)."""
-    if not request.request_id:
-        request = msgspec.structs.replace(request, request_id=uuid.uuid4().hex)
-    if request.requested_at is None:
-        request = msgspec.structs.replace(request, requested_at=datetime.now(UTC))
+    """JSON bytes of ``request`` exactly as given: equal requests give equal bytes.
+
+    Nothing is filled in. An empty ``request_id`` is sent as ``""`` and a missing
+    ``requested_at`` as ``null``, which the pod reads as "derive one" (from the bytes' hash,
+    so identical unstamped requests share one) and "the pod's time".
+    Stamp the request first (``schedulerx.api.admin.stamped``) to make each send distinct.
+    """
     return _encoder.encode(request)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,10 @@ from schedulerx import (
     StaticScheduleFetcher,
     current_job,
 )
+from schedulerx.api.admin import stamped, submit
+from schedulerx.api.wiring import BackendConfig
+from schedulerx.backends.embedded import EmbeddedLog
+from schedulerx.domain.requests import Request, decode_request, encode_request
 from schedulerx.engine.context import reset_current_job, set_current_job
 
 PUBLIC = [
@@ -368,3 +373,47 @@ def test_policy_rejects_a_negative_retry_backoff() -> None:
 
 def test_overlap_values() -> None:
     assert {o.value for o in Overlap} == {"skip", "allow"}
+
+
+# -- requests as the CLI sends them ----------------------------------------------------------
+
+ASKED = datetime(2026, 12, 4, 10, 15, tzinfo=UTC)
+
+
+def test_stamped_gives_each_request_a_fresh_id_and_the_time_and_keeps_given_ones() -> None:
+    bare = Request(command_id="backup", trigger=True, source="cli")
+    a, b = stamped(bare, ASKED), stamped(bare, ASKED)
+    assert re.fullmatch(r"[0-9a-f]{32}", a.request_id), a.request_id
+    assert a.request_id != b.request_id  # two triggers are two runs, not a redelivery
+    assert a.requested_at == ASKED
+    assert (a.command_id, a.trigger, a.source) == ("backup", True, "cli")
+    given = Request(command_id="backup", trigger=True, request_id="deploy-4711", requested_at=ASKED)
+    assert stamped(given) == given
+    before = datetime.now(UTC)
+    at = stamped(bare).requested_at
+    assert at is not None and before <= at <= datetime.now(UTC)
+    # On the wire: the documented fields (docs/events.md), read back unchanged.
+    sent = json.loads(encode_request(a))
+    assert (sent["request_id"], sent["requested_at"]) == (a.request_id, "2026-12-04T10:15:00Z")
+    assert decode_request(encode_request(a)) == a
+
+
+def test_submit_to_a_running_pod_sends_stamped_requests(tmp_path: Path) -> None:
+    log = EmbeddedLog(tmp_path)
+    session = log.join("pod-a")  # what a running pod holds
+    try:
+        before = datetime.now(UTC)
+        for _ in range(2):
+            outcome = submit(
+                BackendConfig(data_dir=tmp_path), Request(command_id="c", trigger=True)
+            )
+            assert outcome == "submitted to the running pod"
+        after = datetime.now(UTC)
+        received = [decode_request(raw) for raw in session.poll(1.0).requests]
+    finally:
+        session.close()
+        log.close()
+    assert len(received) == 2
+    ids = [r.request_id for r in received]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and ids[0] != ids[1]
+    assert all(r.requested_at is not None and before <= r.requested_at <= after for r in received)

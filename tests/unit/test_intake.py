@@ -345,13 +345,19 @@ def test_decode_request_reads_the_documented_json() -> None:
     )
 
 
-def test_encode_request_fills_in_a_request_id() -> None:
-    a = json.loads(encode_request(Request(command_id="backup", trigger=True)))
-    b = json.loads(encode_request(Request(command_id="backup", trigger=True)))
-    assert a["request_id"]
-    assert a["request_id"] != b["request_id"]
-    kept = encode_request(Request(command_id="backup", request_id="mine"))
-    assert decode_request(kept).request_id == "mine"
+def test_encode_request_sends_the_request_as_given_and_draws_nothing() -> None:
+    bare = Request(command_id="backup", trigger=True)
+    raw = encode_request(bare)
+    assert encode_request(bare) == raw  # no random id, no clock: the same bytes each time
+    sent = json.loads(raw)
+    assert (sent["request_id"], sent["requested_at"]) == ("", None)
+    # The pod derives an id from the bytes: equal bytes one id, other bytes another.
+    derived = decode_request(raw).request_id
+    assert derived.startswith("h-") and derived == decode_request(raw).request_id
+    other = decode_request(encode_request(Request(command_id="report", trigger=True)))
+    assert other.request_id != derived
+    given = Request(command_id="backup", trigger=True, request_id="mine", requested_at=NOW)
+    assert decode_request(encode_request(given)) == given
 
 
 @pytest.mark.parametrize(
