@@ -29,6 +29,9 @@ class BackendConfig:
     partitions: int | None = None
     static_membership: bool = False
     """Kafka: join with the pod id as ``group_instance_id`` (set by ``run --pod-id``)."""
+    create_topic: bool = True
+    """Kafka: a pod creates missing topics on start (``run --no-create-topic`` or
+    ``SCHEDULERX_CREATE_TOPIC=0``: a missing topic is an error instead)."""
 
     @classmethod
     def from_env(cls, **overrides: object) -> BackendConfig:
@@ -40,6 +43,8 @@ class BackendConfig:
             "topic": env.get("SCHEDULERX_TOPIC", DEFAULT_TOPIC),
             "group": env.get("SCHEDULERX_GROUP") or None,
         }
+        if env.get("SCHEDULERX_CREATE_TOPIC", "").lower() in ("0", "false", "no"):
+            values["create_topic"] = False
         if env.get("SCHEDULERX_PARTITIONS"):
             values["partitions"] = int(env["SCHEDULERX_PARTITIONS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -64,7 +69,7 @@ def open_log(config: BackendConfig, *, create: bool = True) -> EventLog:
     """The event log ``config`` names (Kafka imported only when selected).
 
     ``create=False`` (readers: jobs, replay) raises LogError instead of creating an empty
-    data dir or topic.
+    data dir or topic; so does a missing topic when ``config.create_topic`` is False.
     """
     if config.kafka is None:
         from schedulerx.backends.embedded import EmbeddedLog
@@ -78,6 +83,6 @@ def open_log(config: BackendConfig, *, create: bool = True) -> EventLog:
         group=config.kafka_group,
         static_membership=config.static_membership,
         partitions=config.partitions,
-        create_topic=create,
+        create_topic=create and config.create_topic,
     )
     return log

@@ -42,6 +42,14 @@ def add_parser(sub: Any) -> None:
         help="this pod's id (Kafka: static group membership)",
     )
     p.add_argument(
+        "--no-create-topic",
+        dest="create_topic",
+        action="store_false",
+        default=None,
+        help="Kafka: fail if the topics are missing instead of creating them "
+        "(env SCHEDULERX_CREATE_TOPIC=0)",
+    )
+    p.add_argument(
         "--workers", type=int, default=_env_int("SCHEDULERX_WORKERS"), help="executor threads (8)"
     )
     p.add_argument(
@@ -117,6 +125,8 @@ def handle(args: argparse.Namespace) -> int:
     if args.workers:
         overrides["workers"] = args.workers
     flags: dict[str, Any] = {k: getattr(args, k) for k in ("data_dir", "kafka", "topic", "group")}
+    if args.create_topic is False:
+        flags["create_topic"] = False
     if args.pod_id:
         flags["static_membership"] = True  # a stable id: keep assignments across restarts
     backend = dataclasses.replace(

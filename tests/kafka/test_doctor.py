@@ -121,3 +121,31 @@ def test_a_missing_topic_is_a_problem_and_nothing_is_created(kafka_bootstrap: st
     assert f"schedulerx topic create --kafka {kafka_bootstrap} --topic {topic}" in proc.stdout
     again = cli("doctor", "--kafka", kafka_bootstrap, "--topic", topic, check=False)
     assert f"'{topic}' does not exist" in again.stdout  # doctor did not create it
+
+
+def test_a_topic_a_pod_created_on_first_start_passes(kafka_bootstrap: str) -> None:
+    from schedulerx.backends.kafka import KafkaLog
+
+    topic = _name("doctor-first-start")
+    KafkaLog(kafka_bootstrap, topic=topic, partitions=3).close()  # what `run` does on start
+    proc = cli("doctor", "--kafka", kafka_bootstrap, "--topic", topic, check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert "PROBLEM" not in proc.stdout
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_run_without_topic_creation_on_a_missing_topic_is_one_line_and_creates_nothing(
+    kafka_bootstrap: str, how: str
+) -> None:
+    topic = _name("run-no-create")
+    flags = ["--no-create-topic"] if how == "flag" else []
+    env = {"SCHEDULERX_CREATE_TOPIC": "0"} if how == "env" else {}
+    run = ["run", "examples/demo.py", "--kafka", kafka_bootstrap, "--topic", topic, *flags]
+    proc = cli(*run, env=env, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"'{topic}'" in lines[0] and "schedulerx topic create" in lines[0]
+    doctor = cli("doctor", "--kafka", kafka_bootstrap, "--topic", topic, check=False)
+    assert f"'{topic}' does not exist" in doctor.stdout
