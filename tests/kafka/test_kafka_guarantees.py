@@ -53,6 +53,8 @@ from tests.support.procs import APP, ROOT, SCHEDULERX, Run, duplicates
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REFRESH_S = 2.0
 """The ledger app's refresh interval."""
+SIGTERM_SESSION_TIMEOUT_S = 20
+"""The session timeout of the SIGTERM test's fleet: far above its 5 s hand-over bound."""
 
 
 def _iso(value: object) -> float:
@@ -320,8 +322,11 @@ def test_sigstopped_pod_past_its_session_timeout_never_acts_after_takeover(
 def test_sigterm_during_a_long_run_finishes_it_then_hands_over(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
-    # Each run takes 3 s (overlap policy "skip": a command runs about every 4 s).
-    with Fleet(tmp_path, kafka_bootstrap, commands=6, partitions=6, env={"SLEEP": "3"}) as fleet:
+    # Each run takes 3 s (overlap policy "skip": a command runs about every 4 s). The session
+    # timeout is 20 s here, so a hand-over within the 5 s bound can only come from the
+    # stopping pod leaving the group, never from the coordinator timing it out.
+    env = {"SLEEP": "3", "SCHEDULERX_SESSION_TIMEOUT_MS": str(SIGTERM_SESSION_TIMEOUT_S * 1000)}
+    with Fleet(tmp_path, kafka_bootstrap, commands=6, partitions=6, env=env) as fleet:
         fleet.start("pod-a", "pod-b", "pod-c")
         fleet.wait_joined()
         time.sleep(5 + (0.5 - time.time() % 1) % 1)  # half a second into a second
