@@ -5,6 +5,10 @@ appended with O_APPEND and fsync'ed before ``execute`` returns; ``<time>`` is th
 (Unix seconds) when the run started. Configured by environment:
 
 - ``LEDGER``: the ledger file (required)
+- ``LEDGER_END``: optional second ledger, same line format, appended when a run's work is
+  over (after SLEEP, before a planned failure is raised; ``<time>`` is then the end time).
+  A run with a start line in ``LEDGER`` and none here never finished (killed). Kept apart
+  so ``LEDGER`` stays one line per start.
 - ``COMMANDS``: how many commands ``c0 .. cN-1`` (default 3)
 - ``CRON``: their schedule (default every second, ``*/1 * * * * *``)
 - ``SLEEP``: seconds each run takes (default 0)
@@ -32,6 +36,7 @@ from schedulerx import (
 )
 
 LEDGER = os.environ["LEDGER"]
+LEDGER_END = os.environ.get("LEDGER_END")
 COUNT = int(os.environ.get("COMMANDS", "3"))
 CRON = os.environ.get("CRON", "*/1 * * * * *")
 SLEEP = float(os.environ.get("SLEEP", "0"))
@@ -41,10 +46,10 @@ FAIL_EVERY = int(os.environ.get("FAIL_EVERY", "0"))
 FETCHER = os.environ.get("FETCHER", "static")
 
 
-def _record(pod: str) -> None:
+def _record(pod: str, ledger: str = LEDGER) -> None:
     job = current_job()
     line = f"{job.id} {pod} {time.time():.3f}\n".encode()
-    fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
         os.fsync(fd)
@@ -53,7 +58,8 @@ def _record(pod: str) -> None:
 
 
 class LedgerCommand:
-    """Writes the ledger line, then sleeps SLEEP seconds, then maybe fails."""
+    """Writes the ledger line, sleeps SLEEP seconds, writes the LEDGER_END line (if set),
+    then maybe fails."""
 
     def __init__(self, command_id: str, pod: str):
         self.id = command_id
@@ -63,6 +69,8 @@ class LedgerCommand:
         _record(self._pod)
         if SLEEP:
             time.sleep(SLEEP)
+        if LEDGER_END:
+            _record(self._pod, LEDGER_END)
         if FAIL_EVERY and current_job().scheduled_at.second % FAIL_EVERY == 0:
             raise RuntimeError("planned failure")
 
