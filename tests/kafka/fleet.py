@@ -3,15 +3,20 @@
 The evidence is the ledger the commands write themselves (``tests/apps/ledger_app.py``: job id,
 pod, wall-clock start per run) and the job list another process reads from the topic
 (``schedulerx jobs --kafka ... --json`` from a fresh data dir). A pod's own log is only used to
-know *when* it has joined, never to decide whether a guarantee held.
+know *when* it has joined and where it serves HTTP, never to decide whether a guarantee held.
+What a pod serves (``/api/jobs``, ``/metrics``; pods started with ``http=True``) is its
+opinion: tests compare it with the evidence, they do not judge by it alone.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -27,6 +32,8 @@ SESSION_TIMEOUT_S = 6.0
 JOINED = "owns partitions"
 """What a pod logs once it has fenced and caught up partitions it was assigned."""
 TERMINAL = ("succeeded", "failed", "canceled", "missed")
+SERVING = re.compile(r"serving metrics, health and the dashboard on (http://\S+/)")
+"""What a pod started with ``--http`` logs once it serves (the URL: port 0 picks a free one)."""
 
 Job = dict[str, object]
 
@@ -120,6 +127,7 @@ class Fleet:
             **(env or {}),
         }
         self.pods: dict[str, PodProcess] = {}
+        self._urls: dict[str, str] = {}
         self._reads = 0
         if create_topic:
             self.cli(
@@ -150,11 +158,17 @@ class Fleet:
         """``schedulerx ARGS`` with this fleet's connection flags appended."""
         return cli(*args, *self.connection(bootstrap), check=check)
 
-    def start(self, *pod_ids: str, env: Mapping[str, str] | None = None) -> list[PodProcess]:
-        """Start pods (each with a data dir of its own for its local projection)."""
+    def start(
+        self, *pod_ids: str, env: Mapping[str, str] | None = None, http: bool = False
+    ) -> list[PodProcess]:
+        """Start pods (each with a data dir of its own for its local projection); with
+        ``http`` each serves its API on a free loopback port (:meth:`url`)."""
         started = []
         for pod_id in pod_ids:
             flags = [*self.connection(), "--data-dir", str(self.data_dir(pod_id))]
+            if http:
+                flags += ["--http", "127.0.0.1:0"]
+            self._urls.pop(pod_id, None)
             pod = PodProcess.start(self.workdir, pod_id, flags, {**self.env, **(env or {})})
             self.pods[pod_id] = pod
             started.append(pod)
@@ -169,6 +183,40 @@ class Fleet:
         for pod in pods if pods is not None else self.pods.values():
             pod.wait_for_log(JOINED, timeout)
         return time.time()
+
+    def url(self, pod_id: str, timeout: float = 30) -> str:
+        """``http://127.0.0.1:PORT/`` of a pod started with ``http=True`` (from its log)."""
+        if pod_id not in self._urls:
+            pod = self.pods[pod_id]
+            end = time.monotonic() + timeout
+            while not (found := SERVING.search(pod.log_path.read_text(errors="replace"))):
+                if time.monotonic() > end or pod.proc.poll() is not None:
+                    raise AssertionError(f"pod {pod_id} never served HTTP:\n{pod.tail()}")
+                time.sleep(0.05)
+            self._urls[pod_id] = found.group(1)
+        return self._urls[pod_id]
+
+    def get(self, pod_id: str, path: str) -> bytes:
+        """The body of ``GET path`` on a pod's HTTP server (AssertionError unless 200)."""
+        with urllib.request.urlopen(self.url(pod_id) + path.lstrip("/"), timeout=15) as resp:
+            assert resp.status == 200, (pod_id, path, resp.status)
+            body: bytes = resp.read()
+            return body
+
+    def pod_jobs(self, pod_id: str, query: str = "") -> dict[str, Job]:
+        """The job list a running pod serves (``/api/jobs``), by id: its own projection."""
+        listed = json.loads(self.get(pod_id, "api/jobs" + (f"?{query}" if query else "")))
+        return {str(j["id"]): j for j in listed}
+
+    def metric(self, pod_id: str, name: str, labels: str = "") -> float:
+        """One sample of a pod's ``/metrics`` (``labels`` as written there, e.g.
+        ``reason="misrouted"``); AssertionError when the pod does not export it."""
+        sample = f"{name}{{{labels}}}" if labels else name
+        for line in self.get(pod_id, "metrics").decode().splitlines():
+            head, _, value = line.rpartition(" ")
+            if head == sample:
+                return float(value)
+        raise AssertionError(f"pod {pod_id} exports no {sample}")
 
     def tails(self) -> str:
         """The end of every pod's log (for assertion messages)."""
