@@ -6,9 +6,10 @@ whatever the property tests prove about one holds for the other.
 Rules:
 
 - ``job`` (JobChanged): a job the view does not know is accepted in *any* status, because on a
-  compacted log the first record seen for a job is its latest. A known job moves only along the
-  state machine (``schedulerx.domain.job.allowed``); re-applying the identical state is a no-op;
-  anything else is an illegal transition: skipped, the view keeps the current job.
+  compacted log the first record seen for a job is its latest. A known job moves only forward
+  along the state machine (``schedulerx.domain.job.follows``: one step, or a later state the
+  steps reach, which a reader behind a compaction sees); re-applying the identical state is a
+  no-op; anything else is an illegal transition: skipped, the view keeps the current job.
 - ``schedule.set`` replaces the command's schedule; ``schedule.removed`` marks it removed
   (``cron`` None, ``removed`` True); ``schedule.rejected`` records the latest rejection reason
   and leaves the schedule alone; ``job.triggered`` changes nothing.
@@ -38,7 +39,7 @@ from schedulerx.domain.events import (
     decode,
     job_key,
 )
-from schedulerx.domain.job import Job, allowed
+from schedulerx.domain.job import Job, follows
 from schedulerx.ports.event_log import Record
 
 _JOB_PREFIX = b"job/"
@@ -163,13 +164,14 @@ def _apply_job(view: ViewState, job: Job) -> Outcome:
     if job.scheduled_at.tzinfo is None:
         return Outcome(Verdict.POISON, reason=f"job {job.id}: scheduled_at is not timezone-aware")
     current = view.job(job.id)
-    if current is None or (current != job and allowed(current.status, job.status)):
+    if current is None or follows(current, job):
         return Outcome(Verdict.CHANGED, PutJob(job))
     if current == job:
         return _UNCHANGED
     return Outcome(
         Verdict.ILLEGAL,
-        reason=f"job {job.id}: {current.status} -> {job.status} is not allowed",
+        reason=f"job {job.id}: {current.status} -> {job.status} is not allowed "
+        f"(attempt {current.attempt} -> {job.attempt})",
     )
 
 

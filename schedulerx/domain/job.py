@@ -61,8 +61,50 @@ class IllegalTransition(ValueError):
 
 
 def allowed(current: JobStatus | None, new: JobStatus) -> bool:
-    """True when a job in ``current`` (None: unknown job) may move to ``new``."""
+    """True when a job in ``current`` (None: unknown job) may move to ``new`` in one step."""
     return new in _ALLOWED.get(current, frozenset())
+
+
+def _closure(edges: dict[JobStatus, frozenset[JobStatus]]) -> dict[JobStatus, frozenset[JobStatus]]:
+    reach: dict[JobStatus, frozenset[JobStatus]] = {}
+    for start in edges:
+        seen: set[JobStatus] = set()
+        todo = list(edges[start])
+        while todo:
+            status = todo.pop()
+            if status not in seen:
+                seen.add(status)
+                todo.extend(edges.get(status, ()))
+        reach[start] = frozenset(seen)
+    return reach
+
+
+_SAME_ATTEMPT = _closure(
+    {
+        status: targets - {JobStatus.SCHEDULED} if status is JobStatus.RUNNING else targets
+        for status, targets in _ALLOWED.items()
+        if status is not None
+    }
+)
+"""What each status reaches by allowed steps without a retry (running -> scheduled is the one
+step that raises ``attempt``)."""
+
+
+def follows(current: Job, new: Job) -> bool:
+    """True when ``new`` may come after ``current`` on the log.
+
+    Either one allowed step, or a state that allowed steps reach: a reader behind a compaction
+    sees that, since only the latest record of a job is kept. So: never out of a terminal
+    status, never to a lower attempt; within one attempt only to a status reachable without
+    a retry (running never goes back to claimed or scheduled, nor ends canceled); a higher
+    attempt is reachable from any open status (a retry is running -> scheduled with attempt
+    + 1). An identical state does not follow itself.
+    """
+    if current == new or current.status.terminal or new.attempt < current.attempt:
+        return False
+    if new.attempt > current.attempt:
+        return True
+    return new.status in _SAME_ATTEMPT[current.status]
 
 
 class Job(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

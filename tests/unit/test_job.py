@@ -17,6 +17,7 @@ from schedulerx.domain.job import (
     JobStatus,
     allowed,
     command_of,
+    follows,
     job_id,
 )
 
@@ -115,6 +116,70 @@ def test_random_walks_stay_in_the_graph(targets: list[JobStatus]) -> None:
     for i, status in enumerate(path):
         if status.terminal:
             assert i == len(path) - 1
+
+
+def _walk(steps: list[tuple[JobStatus, str]]) -> list[Job]:
+    """The states a job goes through taking ``steps`` (target, owner) where allowed; a step
+    running -> scheduled is a retry (attempt + 1)."""
+    states = [job(S.SCHEDULED)]
+    for target, owner in steps:
+        current = states[-1]
+        if not allowed(current.status, target):
+            continue
+        changes: dict[str, object] = {"owner": owner}
+        if current.status is S.RUNNING and target is S.SCHEDULED:
+            changes["attempt"] = current.attempt + 1
+        states.append(current.to(target, **changes))
+    return states
+
+
+_steps = st.lists(
+    st.tuples(st.sampled_from(list(JobStatus)), st.sampled_from(["pod-a", "pod-b"])), max_size=25
+)
+
+
+@given(_steps)
+def test_every_later_state_of_a_walk_follows_every_earlier_one(
+    steps: list[tuple[JobStatus, str]],
+) -> None:
+    """What compaction relies on: a reader that saw any state of a job accepts any later one
+    (the records between may be gone), so it ends at the job's latest state."""
+    states = _walk(steps)
+    for i, earlier in enumerate(states):
+        for later in states[i + 1 :]:
+            assert follows(earlier, later) or later == earlier, (earlier, later)
+
+
+@given(_steps)
+def test_no_earlier_state_follows_a_later_one_unless_the_walk_returns_to_it(
+    steps: list[tuple[JobStatus, str]],
+) -> None:
+    """A stale record (an earlier state seen after a later one) is refused, except where the
+    job really can come back to that state (released claims: claimed <-> scheduled)."""
+    states = _walk(steps)
+    for i, earlier in enumerate(states):
+        for later in states[i + 1 :]:
+            if follows(later, earlier):
+                assert earlier.attempt == later.attempt
+                assert {earlier.status, later.status} <= {S.SCHEDULED, S.CLAIMED}
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "expected"),
+    [
+        (job(S.SCHEDULED), job(S.SUCCEEDED, owner="a"), True),  # claimed, running compacted
+        (job(S.SCHEDULED), job(S.RUNNING, owner="a"), True),
+        (job(S.CLAIMED, owner="a"), job(S.CLAIMED, owner="b"), True),  # released, claimed again
+        (job(S.RUNNING, owner="a"), job(S.CLAIMED, owner="a", attempt=2), True),  # a retry
+        (job(S.SUCCEEDED, owner="a"), job(S.RUNNING, owner="a"), False),  # out of a terminal
+        (job(S.RUNNING, owner="a"), job(S.CLAIMED, owner="a"), False),  # backwards
+        (job(S.RUNNING, owner="a"), job(S.CANCELED), False),  # unreachable from running
+        (job(S.CLAIMED, owner="a", attempt=2), job(S.RUNNING, owner="a"), False),  # old attempt
+        (job(S.RUNNING, owner="a"), job(S.RUNNING, owner="a"), False),  # identical
+    ],
+)
+def test_follows(current: Job, new: Job, expected: bool) -> None:
+    assert follows(current, new) is expected
 
 
 def test_due_is_the_retry_backoff_when_set() -> None:
