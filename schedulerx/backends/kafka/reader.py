@@ -70,9 +70,9 @@ class KafkaReader:
         """Committed records from ``offset`` on; empty at the end (last stable offset).
 
         LogError when the broker gives nothing for ``_STALL_S`` while records before the end
-        are left (a stall is never reported as the end). Reading on from where the last read stopped costs no round trip for the end offset
-        (asked again only once ``offset`` reaches the last one seen) and keeps what the
-        consumer fetched ahead (no seek)."""
+        are left (a stall is never reported as the end). Reading on from where the last read
+        stopped costs no round trip for the end offset (asked again only once ``offset``
+        reaches the last one seen) and keeps what the consumer fetched ahead (no seek)."""
         tp = self._tp(partition)
         if self._assigned != partition:
             self._consumer.assign([tp])
