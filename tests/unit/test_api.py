@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import re
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from schedulerx.api.wiring import BackendConfig
 from schedulerx.backends.embedded import EmbeddedLog
 from schedulerx.domain.requests import Request, decode_request, encode_request
 from schedulerx.engine.context import reset_current_job, set_current_job
+from schedulerx.engine.refresher import Refresher
 
 PUBLIC = [
     "Command",
@@ -417,3 +421,81 @@ def test_submit_to_a_running_pod_sends_stamped_requests(tmp_path: Path) -> None:
     ids = [r.request_id for r in received]
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and ids[0] != ids[1]
     assert all(r.requested_at is not None and before <= r.requested_at <= after for r in received)
+
+
+# -- fetcher errors ----------------------------------------------------------------------------
+
+
+class FailsOnce:
+    """Answers ``(cron, [])`` for every command, except that call number ``fail_at`` (1-based)
+    raises; ``calls`` counts the calls, ``failed`` is set once it has raised."""
+
+    def __init__(self, cron: str, fail_at: int) -> None:
+        self.cron = cron
+        self.fail_at = fail_at
+        self.calls = 0
+        self.asked: list[str] = []
+        self.failed = threading.Event()
+
+    def fetch_schedule(self, command_id: str) -> tuple[str, list[str]]:
+        self.calls += 1
+        self.asked.append(command_id)
+        if self.calls == self.fail_at:
+            self.failed.set()
+            raise ConnectionError("schedule service unreachable (503)")
+        return (self.cron, [])
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, f"never: {what}"
+        time.sleep(0.01)
+
+
+def test_refresher_hands_each_fetch_exception_over_with_its_command_id() -> None:
+    fetcher = FailsOnce("0 3 * * *", fail_at=2)
+    refresher = Refresher(fetcher, ["a", "b"], timedelta(seconds=60))
+    refresher.start()
+    _until(lambda: fetcher.calls >= 2, "both commands fetched")
+    refresher.stop()
+    results: list[tuple[str, object]] = []
+
+    def drained() -> bool:
+        results.extend(refresher.drain())
+        return len(results) >= 2
+
+    _until(drained, "both results drained")
+    assert [cid for cid, _ in results] == ["a", "b"]
+    assert results[0][1] == Schedule.coerce(("0 3 * * *", []))
+    error = results[1][1]
+    assert isinstance(error, ConnectionError)
+    assert str(error) == "schedule service unreachable (503)"
+
+
+def test_a_fetcher_exception_is_logged_once_with_the_command_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fetcher = FailsOnce("*/5 * * * *", fail_at=2)  # the second round raises, later ones answer
+    sched = Scheduler(fetcher, data_dir=tmp_path, refresh_interval=timedelta(milliseconds=50))
+    sched.register(Echo("backup"))
+    caplog.set_level(logging.WARNING, logger="schedulerx")
+    sched.start()
+    try:
+        pod = sched.pod
+        assert pod is not None
+        _until(fetcher.failed.is_set, "the fetcher raised")
+        _until(lambda: fetcher.calls >= 5, "three more rounds after the error")
+        _until(lambda: pod.stats.snapshot().get("fetcher_errors", 0) >= 1, "the error counted")
+        counted = pod.stats.snapshot().get("fetcher_errors", 0)
+        schedule = pod.store.schedule("backup")
+    finally:
+        sched.stop()
+    assert set(fetcher.asked) == {"backup"}
+    logged = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(logged) == 1, [r.getMessage() for r in logged]
+    assert logged[0].levelno == logging.WARNING
+    assert "backup" in logged[0].getMessage()
+    assert "schedule service unreachable (503)" in logged[0].getMessage()
+    assert counted == 1
+    assert schedule is not None and schedule.cron == "*/5 * * * *"  # the last good one kept
