@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,7 @@ from tests.kafka.fleet import (
     longest_gap,
     second_of,
     unaccounted,
+    utc,
     wait_until,
     whole_seconds,
 )
@@ -571,31 +575,105 @@ def test_poison_records_on_the_state_topic_are_skipped_and_counted(
             store.close()
 
 
+LIFECYCLE = {
+    ("scheduled", "claimed"),
+    ("claimed", "scheduled"),  # a claim given back before a partition moved
+    ("claimed", "running"),
+    ("running", "succeeded"),
+}
+"""The steps a job that ran once and succeeded may take on the log."""
+PROGRESS = re.compile(r"catching up: ([\d,]+)/([\d,]+) records")
+
+
+def _replayed(out: str) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """``replay --json`` lines: each job's events in the order printed, and the others."""
+    jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    other: list[dict[str, Any]] = []
+    for line in out.splitlines():
+        entry = json.loads(line)
+        event = entry["event"]
+        assert event is not None, entry  # no tombstone or poison on this topic
+        if event["type"] == "job":
+            jobs[event["job"]["id"]].append(entry)
+        else:
+            other.append(entry)
+    return jobs, other
+
+
+def _life_problems(entries: list[dict[str, Any]], run: Run) -> list[str]:
+    """How the replayed events of a job the ledger shows ran once differ from that run:
+    offsets must increase on one partition, the statuses follow LIFECYCLE from
+    ``scheduled`` to ``succeeded``, and it was run, and finished, by the ledger's pod."""
+    where = [(e["partition"], e["offset"]) for e in entries]
+    statuses = [e["event"]["job"]["status"] for e in entries]
+    out = []
+    if len({p for p, _ in where}) != 1 or where != sorted(where) or len(set(where)) != len(where):
+        out.append(f"not in offset order on one partition: {where}")
+    if statuses[:1] != ["scheduled"] or statuses[-1:] != ["succeeded"]:
+        out.append(f"does not go from scheduled to succeeded: {statuses}")
+    if bad := [s for s in pairwise(statuses) if s not in LIFECYCLE]:
+        out.append(f"steps outside the lifecycle {bad}: {statuses}")
+    by = {
+        (e["event"]["job"]["status"], e["event"]["pod"], e["event"]["job"].get("owner"))
+        for e in entries
+    }
+    if {s for s in by if s[0] in ("running", "succeeded")} != {
+        ("running", run.pod, run.pod),
+        ("succeeded", run.pod, run.pod),
+    }:
+        out.append(f"not run once and finished by {run.pod}: {sorted(by)}")
+    return out
+
+
+def _progress_total(stderr: str) -> int:
+    """The record count of the last progress line ``jobs --progress`` drew (it must end
+    complete: done == total)."""
+    drawn = PROGRESS.findall(stderr)
+    assert drawn, f"no progress on stderr: {stderr!r}"
+    done, total = (int(n.replace(",", "")) for n in drawn[-1])
+    assert done == total, drawn[-1]
+    return total
+
+
 def test_external_schedule_change_with_kafkas_own_producer(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
+    # Two pods (HTTP on): the request must reach the one that owns c5's partition. The same
+    # fleet's topic then serves the history checks (replay, --as-of, incremental reads).
+    partitions = 4
     with Fleet(
-        tmp_path, kafka_bootstrap, commands=6, partitions=4, env={"FETCHER": "log"}
+        tmp_path, kafka_bootstrap, commands=6, partitions=partitions, env={"FETCHER": "log"}
     ) as fleet:
         with ThreadPoolExecutor(6) as pool:  # schedules come from the log only
             list(
                 pool.map(lambda c: fleet.cli("schedule", "set", c, "*/1 * * * * *"), fleet.commands)
             )
-        fleet.start("pod-a")
+        fleet.start("pod-a", "pod-b", http=True)
         joined = fleet.wait_joined()
         wait_until(
             "c5 to run at an odd second",
             lambda: any(
-                r.command_id == "c5" and second_of(r.job_id).second % 2 for r in fleet.runs()
+                r.command_id == "c5" and second_of(r.job_id).second % 2 and r.at > joined + 2
+                for r in fleet.runs()
             ),
             timeout=20,
         )
         line = 'c5|{"command_id":"c5","cron":"*/2 * * * * *"}'
+        sending = time.time()  # the request is written later: the JVM takes a second to start
         client = java_console_produce(kafka_bootstrap, f"{fleet.topic}-requests", [line], tmp_path)
         sent = time.time()
-        time.sleep(REFRESH_S + 6)
+        # A reader with a data dir of its own, while the pods write: progress on stderr only.
+        incremental = tmp_path / "reader-incremental"
+        began = time.monotonic()
+        first = fleet.cli("jobs", "--json", "--progress", "--data-dir", str(incremental))
+        first_s = time.monotonic() - began
+        time.sleep(max(0.0, sent + REFRESH_S + 6 - time.time()))
         stopping = time.time()
         listed = json.loads(fleet.cli("schedule", "list", "--json").stdout)
+        misrouted = {
+            p: fleet.metric(p, "schedulerx_requests_rejected_total", 'reason="misrouted"')
+            for p in fleet.pods
+        }
         assert set(fleet.stop_all().values()) == {0}, fleet.tails()
     print(f"external client: {client}")
     runs = fleet.runs()
@@ -609,6 +687,7 @@ def test_external_schedule_change_with_kafkas_own_producer(
     window = whole_seconds(joined + 3, stopping - 1)
     for cid in fleet.commands[:5]:
         assert _gap(runs, cid, window) <= 1, f"{cid} was disturbed by c5's change"
+    assert misrouted == {"pod-a": 0, "pod-b": 0}, "a pod read a request it does not own"
 
     jobs = fleet.jobs()
     odd = [
@@ -629,6 +708,85 @@ def test_external_schedule_change_with_kafkas_own_producer(
         jid for jid, j in jobs.items() if j["command_id"] == "c5" and j["status"] == "scheduled"
     ]
     assert len(upcoming) == 2 and all(second_of(j).second % 2 == 0 for j in upcoming)
+
+    # History, from the topic the fleet wrote. `replay`: every ledger job's events in order.
+    began = time.monotonic()
+    lives, others = _replayed(fleet.cli("replay", "--json").stdout)
+    _measured("history_replay_s", time.monotonic() - began)
+    wrong = {r.job_id: bad for r in runs if (bad := _life_problems(lives.get(r.job_id, []), r))}
+    assert wrong == {}, "replayed histories that do not match the ledger"
+    # The change took effect on the pod that owned c5: it wrote the new schedule (source
+    # external) and the cancellations, and ran c5 just before and just after.
+    (change,) = [
+        e["event"]
+        for e in others
+        if e["event"]["type"] == "schedule.set"
+        and e["event"]["command_id"] == "c5"
+        and e["event"]["cron"] == "*/2 * * * * *"
+    ]
+    assert change["source"] == "external", change
+    changed = _iso(change["ts"])
+    owner = change["pod"]
+    before = max((r for r in runs if r.command_id == "c5" and r.at < changed), key=lambda r: r.at)
+    later = min((r for r in runs if r.command_id == "c5" and r.at > changed), key=lambda r: r.at)
+    assert (before.pod, later.pod) == (owner, owner), (before, later, change)
+    assert {lives[str(j["id"])][-1]["event"]["pod"] for j in canceled} <= {owner}
+
+    # `jobs --as-of` a moment just before the request was written: what had finished by then
+    # succeeded, what started later had not started yet, the change had not canceled anything.
+    as_of = {
+        str(j["id"]): j
+        for j in json.loads(
+            fleet.cli(
+                "jobs",
+                "--json",
+                "--as-of",
+                utc(sending).isoformat(),
+                "--data-dir",
+                str(tmp_path / "as-of"),
+            ).stdout
+        )
+    }
+    done = [r.job_id for r in runs if r.at < sending - 1]
+    assert len(done) > 10
+    assert [jid for jid in done if as_of.get(jid, {}).get("status") != "succeeded"] == []
+    not_yet = [r.job_id for r in runs if r.at > sending + 1]
+    assert len(not_yet) > 10
+    assert [
+        (jid, as_of[jid]["status"])
+        for jid in not_yet
+        if jid in as_of and as_of[jid]["status"] not in ("scheduled", "claimed")
+    ] == []
+    assert [
+        str(j["id"]) for j in canceled if as_of.get(str(j["id"]), {}).get("status") == "canceled"
+    ] == []
+
+    # `jobs --progress`: the count on stderr, clean JSON on stdout. A second read on the same
+    # data dir reads only what was written since the first (its offsets are stored).
+    first_total = _progress_total(first.stderr)
+    assert isinstance(json.loads(first.stdout), list) and "catching up" not in first.stdout
+    records, spanned = count_records(kafka_bootstrap, fleet.topic, partitions)
+    began = time.monotonic()
+    second = fleet.cli("jobs", "--json", "--progress", "--data-dir", str(incremental))
+    second_s = time.monotonic() - began
+    second_total = _progress_total(second.stderr)
+    print(
+        f"MEASURED incremental_first_records={first_total} second_records={second_total}"
+        f" topic_offsets={spanned} first_s={first_s:.2f} second_s={second_s:.2f}"
+    )
+    # Each partition's stored offset is just past its last data record: the commit marker
+    # after it (one per partition) is covered again.
+    assert spanned - first_total <= second_total <= spanned - first_total + partitions
+    assert {str(j["id"]): j for j in json.loads(second.stdout)} == jobs
+    store = ProjectionStore.open_reader(
+        BackendConfig(
+            data_dir=incremental, kafka=kafka_bootstrap, topic=fleet.topic
+        ).projection_dir("cli")
+    )
+    try:
+        assert store.stats.records == records, "a record was applied twice or not at all"
+    finally:
+        store.close()
 
 
 def test_unreachable_broker_is_a_one_line_error_with_exit_code_2(tmp_path: Path) -> None:
