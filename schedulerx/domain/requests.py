@@ -14,13 +14,32 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
-from schedulerx.domain.job import UtcDatetime
+from schedulerx.domain.job import UtcDatetime, command_of
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+class RunReport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A pod's word on a run it has going for a partition it no longer owns.
+
+    A rebalance can move a partition while one of its jobs runs. The old owner can no longer
+    write the partition (it is fenced), so it sends this through the requests inbox to the
+    new owner, which records it: ``running`` while the run goes on (about once a second:
+    the run is alive), then the outcome. Internal to schedulerx (docs/adr/0008).
+    """
+
+    job_id: str
+    attempt: int
+    pod: str
+    """The pod running it: the job's ``owner``."""
+    status: Literal["running", "succeeded", "failed"]
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None = None
+    error: str | None = None
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -45,6 +64,8 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=F
     requested_at: UtcDatetime | None = None
     """When it was asked for (a trigger's scheduled time); the pod's time when missing."""
     source: str = "external"
+    report: RunReport | None = None
+    """Set only by a pod that runs a job of a partition it lost (see RunReport)."""
 
 
 _encoder: Final = msgspec.json.Encoder()
@@ -80,6 +101,11 @@ def decode_request(data: bytes) -> Request:
         raise BadRequest(str(exc).splitlines()[0]) from None
     if not request.command_id:
         raise BadRequest("command_id must not be empty")
+    if request.report is not None and command_of(request.report.job_id) != request.command_id:
+        raise BadRequest(
+            f"report on job {request.report.job_id[:80]!r} is not of command "
+            f"{request.command_id[:80]!r}"
+        )
     if request.request_id and not _REQUEST_ID.fullmatch(request.request_id):
         raise BadRequest(
             f"request_id {request.request_id[:70]!r} must be 1-64 of letters, digits and _.:-"

@@ -28,11 +28,18 @@ from schedulerx.domain.events import (
 from schedulerx.domain.job import Job, JobStatus, command_of
 from schedulerx.domain.partitioning import partition_for
 from schedulerx.domain.planner import MAX_BACKFILL, CommandView, backoff, plan, recover
-from schedulerx.domain.requests import BadRequest, decode_request
+from schedulerx.domain.requests import (
+    BadRequest,
+    Request,
+    RunReport,
+    decode_request,
+    encode_request,
+)
 from schedulerx.domain.schedule import Policy, Schedule
 from schedulerx.engine.book import Book, CommandEntry
 from schedulerx.engine.clock import SystemClock
 from schedulerx.engine.config import PodConfig
+from schedulerx.engine.handover import Foreign, Orphans
 from schedulerx.engine.intake import from_fetch, from_request
 from schedulerx.engine.refresher import Refresher
 from schedulerx.engine.runner import Outcome, Runner
@@ -99,6 +106,8 @@ class Pod:
         self._catch_up_at = 0.0
         self._deferred: list[bytes] = []
         """Requests for partitions still catching up, handled once they have."""
+        self._orphans = Orphans(self.config.pod_id)
+        self._foreign = Foreign()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -206,6 +215,7 @@ class Pod:
             self._request(raw, now)
         self._fetched(now)
         self._outcomes()
+        self._handover(now)
         self._plan(now, session.owned())
         self._sweep(now)
         self._flush(session)
@@ -253,15 +263,78 @@ class Pod:
             left = [
                 j for j in entry.jobs.values() if j.status in (JobStatus.CLAIMED, JobStatus.RUNNING)
             ]
-            for job in recover(left, now, self._policy):
-                self._stage_job(entry.partition, job, now)
-                if job.status is JobStatus.FAILED:
-                    self.stats.add("jobs_owner_lost")
-                    self.stats.job(job.status, job.error)
+            self._recover(entry.partition, [j for j in left if not self._still_run(j, now)], now)
         self._fetched(now, only=partitions)
         self._caught_up |= partitions
         self.stats.add("partition_assignments")
         log.info("pod %s owns partitions %s", self.config.pod_id, sorted(partitions))
+
+    def _still_run(self, job: Job, now: datetime) -> bool:
+        """True when a claimed or running ``job`` of a partition just taken is not lost:
+        this pod still runs it (the partition came back; what it owes is recorded now), or
+        another pod may (shared log, due already): then wait for its reports (``_handover``)."""
+        if job.id in self._orphans or job.id in {j.id for j in self._runner.running_jobs()}:
+            for o in self._orphans.reclaim(job.id):
+                self._runner.outcomes.put(o)
+            return True
+        if self.log.exclusive or job.owner == self.config.pod_id or job.due > now:
+            return False
+        self._foreign.watch(job.id, self.clock.monotonic())
+        return True
+
+    def _recover(self, partition: int, jobs: list[Job], now: datetime) -> None:
+        """Record what lost owners left claimed or running (``planner.recover``)."""
+        for job in recover(jobs, now, self._policy):
+            self._stage_job(partition, job, now)
+            if job.status is JobStatus.FAILED:
+                self.stats.add("jobs_owner_lost")
+                self.stats.job(job.status, job.error)
+
+    def _handover(self, now: datetime) -> None:
+        """Runs across a partition move: record owner lost for foreign runs whose reports
+        stopped; send the reports this pod owes on runs of partitions it lost."""
+        mono = self.clock.monotonic()
+        for jid in self._foreign.expired(mono):
+            entry = self.book.commands.get(command_of(jid))
+            job = self._writes.latest(jid) or (entry.jobs.get(jid) if entry else None)
+            if entry is not None and job is not None and job.owner != self.config.pod_id:
+                self._recover(entry.partition, [job], now)
+        if not self._orphans:
+            return
+        recorded = {jid: self.store.job(jid) for jid in self._orphans.ids()}
+        reports, given_up = self._orphans.due(mono, recorded)
+        for report in reports:
+            cid = command_of(report.job_id)
+            request = Request(command_id=cid, report=report, source=f"pod:{self.config.pod_id}")
+            try:
+                self.log.submit(cid, encode_request(request))
+            except LogError as exc:
+                log.warning("report on %s not sent (will retry): %s", report.job_id, exc)
+        for job in given_up:
+            log.error("outcome of %s not handed over to the partition's new owner", job.id)
+
+    def _on_report(self, report: RunReport, partition: int, now: datetime) -> None:
+        """Record what the pod running a job of ours (since a partition move) says of it."""
+        entry = self.book.commands.get(command_of(report.job_id))
+        job = self._writes.latest(report.job_id) or (
+            entry.jobs.get(report.job_id) if entry else None
+        )
+        if (
+            entry is None
+            or job is None
+            or job.status not in (JobStatus.CLAIMED, JobStatus.RUNNING)
+            or (job.owner, job.attempt) != (report.pod, report.attempt)
+        ):
+            self.stats.add("reports_ignored")
+            return
+        self._foreign.heard(job.id, self.clock.monotonic())
+        if job.status is JobStatus.CLAIMED:
+            self._stage_job(partition, job.to(JobStatus.RUNNING, started_at=report.started_at), now)
+        if report.status != "running":
+            self._foreign.forget(job.id)
+            at = report.finished_at or now
+            self._outcome(Outcome(report.status, job, at, report.error))
+            self.stats.add("jobs_handed_over")
 
     def _release(self, partitions: frozenset[int], session: LogSession) -> None:
         """A graceful hand-over: give the claims not yet started back (claimed -> scheduled)
@@ -286,6 +359,13 @@ class Pod:
                     self._timers.cancel(jid)
         for p in partitions:
             self._writes.batches.pop(p, None)
+        total = self.log.partitions
+        for job in self._runner.running_jobs():
+            if partition_for(job.command_id, total) in partitions:
+                self._orphans.adopt(job)  # it runs on; its story goes to the new owner
+        for jid in self._foreign.ids():
+            if partition_for(command_of(jid), total) in partitions:
+                self._foreign.forget(jid)
         self.book.drop_partitions(partitions)
         self._caught_up -= partitions
         self.stats.add("partition_revocations")
@@ -347,6 +427,10 @@ class Pod:
         if p in self._catching_up:
             self._deferred.append(raw)  # acted on once the partition is caught up
             return
+        if request.report is not None:
+            if self._session is not None and p in self._session.owned():
+                self._on_report(request.report, p, now)
+            return  # else: sent again until recorded, so it reaches the partition's owner
         if self._session is None or p not in self._session.owned():
             self.stats.add("requests_misrouted")
             log.warning(
@@ -410,6 +494,9 @@ class Pod:
             self._outcome(q.get_nowait())
 
     def _outcome(self, o: Outcome) -> None:
+        if o.job.id in self._orphans:
+            self._orphans.outcome(o)
+            return
         entry = self.book.commands.get(o.job.command_id)
         if entry is None:
             log.error(
@@ -459,7 +546,12 @@ class Pod:
             log.warning("not starting %s: partition %d is no longer owned", job.id, partition)
             return
         reg = self.registrations[job.command_id]
-        if reg.policy.overlap == "skip" and (busy := self._runner.running_of(job.command_id)):
+        if reg.policy.overlap == "skip" and (
+            busy := self._runner.running_of(job.command_id)
+            # A run another pod reports is going on; one merely left behind may be dead
+            # (kill -9): skipping for it would turn a crash into a lease of misses.
+            or [j for j in self._foreign.alive() if command_of(j) == job.command_id]
+        ):
             self._runner.outcomes.put(
                 Outcome(
                     "skipped",
@@ -621,8 +713,10 @@ class Pod:
         while self._runner.running_count() and self.clock.monotonic() < deadline:
             session.poll(self.config.poll_interval.total_seconds())
             self._outcomes()
+            self._handover(self.clock.now())
             self._flush(session)
         self._outcomes()
+        self._handover(self.clock.now())  # outcomes of runs of lost partitions go out now
         for entry in self.book.commands.values():
             for job in list(entry.jobs.values()):
                 if job.status is JobStatus.RUNNING and job.owner == self.config.pod_id:

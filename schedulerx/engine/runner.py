@@ -56,6 +56,11 @@ class Runner:
             jobs = [*self._running.values(), *self._timed_out.values()]
             return [j.id for j in jobs if j.command_id == command_id]
 
+    def running_jobs(self) -> list[Job]:
+        """The jobs executing on this pod now (timed-out ones excluded: already reported)."""
+        with self._lock:
+            return list(self._running.values())
+
     def running_count(self) -> int:
         """How many jobs execute on this pod now."""
         with self._lock:

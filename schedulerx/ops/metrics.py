@@ -85,6 +85,16 @@ _COUNTERS: Final = (
         "Jobs a previous owner left claimed or running that this pod recorded as failed.",
     ),
     (
+        "schedulerx_jobs_handed_over_total",
+        "jobs_handed_over",
+        "Runs a previous owner finished after a partition move, recorded here from its report.",
+    ),
+    (
+        "schedulerx_run_reports_ignored_total",
+        "reports_ignored",
+        "Run reports that matched no open job of this pod's partitions (stale or recorded).",
+    ),
+    (
         "schedulerx_job_retries_total",
         "jobs_scheduled",
         "Failed runs put back to scheduled because the command allows retries.",

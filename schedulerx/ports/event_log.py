@@ -137,6 +137,12 @@ class EventLog(Protocol):
         """How many partitions the log has."""
         ...
 
+    @property
+    def exclusive(self) -> bool:
+        """True when at most one pod can use the log at a time (embedded): a job another pod
+        left running is then certainly orphaned. False when pods share it (Kafka)."""
+        ...
+
     def reader(self) -> LogReader:
         """A reader of committed records (for projections, replay, the CLI)."""
         ...

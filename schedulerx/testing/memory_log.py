@@ -22,18 +22,49 @@ from schedulerx.ports.event_log import (
 
 
 class MemoryLog:
-    """A partitioned log held in lists. Thread-safe; at most one session at a time."""
+    """A partitioned log held in lists. Thread-safe; at most one session at a time.
 
-    def __init__(self, partitions: int = 12):
+    ``exclusive=False`` makes it pretend to be shared by a group (as Kafka), and ``revoke`` /
+    ``give_back`` move partitions away from the session and back as a rebalance would.
+    ``submitted`` keeps every request ever submitted, in order.
+    """
+
+    def __init__(self, partitions: int = 12, *, exclusive: bool = True):
         self._parts: list[list[Record]] = [[] for _ in range(partitions)]
         self._requests: list[bytes] = []
         self._cond = threading.Condition()
         self._session: MemorySession | None = None
+        self._exclusive = exclusive
+        self.submitted: list[bytes] = []
+        self._taken: set[int] = set()
+        self._to_revoke: set[int] = set()
+        self._to_assign: set[int] = set()
 
     @property
     def partitions(self) -> int:
         """How many partitions."""
         return len(self._parts)
+
+    @property
+    def exclusive(self) -> bool:
+        """As constructed (default True: one session at a time)."""
+        return self._exclusive
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Take ``partitions`` from the session (its next poll reports them revoked)."""
+        with self._cond:
+            self._taken |= partitions
+            self._to_revoke |= partitions
+            self._to_assign -= partitions
+            self._cond.notify_all()
+
+    def give_back(self, partitions: set[int]) -> None:
+        """Assign ``partitions`` to the session again (its next poll reports them)."""
+        with self._cond:
+            self._taken -= partitions
+            self._to_assign |= partitions
+            self._to_revoke -= partitions
+            self._cond.notify_all()
 
     def reader(self) -> MemoryReader:
         """A reader of everything appended so far (and later)."""
@@ -51,6 +82,7 @@ class MemoryLog:
         """Queue a request for the session's next poll."""
         with self._cond:
             self._requests.append(request)
+            self.submitted.append(request)
             self._cond.notify_all()
 
     def close(self) -> None:
@@ -109,7 +141,8 @@ class MemorySession:
         """New records (own appends included), requests, and the first assignment."""
         log = self._log
         with log._cond:
-            if not self._first and not log._requests and not self._fresh():
+            moved = log._to_revoke or log._to_assign
+            if not self._first and not log._requests and not self._fresh() and not moved:
                 log._cond.wait(timeout_s)
             records = []
             for p in range(log.partitions):
@@ -117,16 +150,23 @@ class MemorySession:
                 records.extend(part[self._seen[p] :])
                 self._seen[p] = len(part)
             requests, log._requests = log._requests, []
-        assigned = frozenset(range(log.partitions)) if self._first else frozenset()
+            revoked, log._to_revoke = frozenset(log._to_revoke), set()
+            assigned = frozenset(log._to_assign)
+            log._to_assign = set()
+            if self._first:
+                assigned = frozenset(range(log.partitions)) - log._taken
         self._first = False
-        return Poll(records=records, assigned=assigned, requests=requests)
+        return Poll(records=records, assigned=assigned, revoked=revoked, requests=requests)
 
     def _fresh(self) -> bool:
         return any(len(self._log._parts[p]) > self._seen[p] for p in range(self._log.partitions))
 
     def owned(self) -> frozenset[int]:
-        """Every partition while open."""
-        return frozenset() if self.closed else frozenset(range(self._log.partitions))
+        """Every partition not taken away, while open."""
+        if self.closed:
+            return frozenset()
+        with self._log._cond:
+            return frozenset(range(self._log.partitions)) - self._log._taken
 
     def follow(self, positions: Mapping[int, int]) -> None:
         """Nothing to do: polls return every partition already."""
@@ -139,6 +179,8 @@ class MemorySession:
         """Append; NotOwner once closed."""
         if self.closed:
             raise NotOwner(f"session of {self.pod_id} is closed")
+        if partition not in self.owned():
+            raise NotOwner(f"partition {partition} was taken from {self.pod_id}")
         return self._log.append(partition, items)
 
     def close(self) -> None:

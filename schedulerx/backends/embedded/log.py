@@ -110,6 +110,11 @@ class EmbeddedLog:
         return self._partitions
 
     @property
+    def exclusive(self) -> bool:
+        """Always True: the data-dir lock admits one pod."""
+        return True
+
+    @property
     def data_dir(self) -> Path:
         """The data dir."""
         return self._data_dir

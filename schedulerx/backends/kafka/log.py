@@ -43,6 +43,11 @@ class KafkaLog:
         """Partition count of the state topic."""
         return self._partitions
 
+    @property
+    def exclusive(self) -> bool:
+        """Always False: a group of pods shares the topic."""
+        return False
+
     def reader(self) -> KafkaReader:
         """A read_committed reader of the state topic."""
         return KafkaReader(self.settings, self._partitions)
