@@ -288,12 +288,18 @@ def test_three_pods_run_each_second_of_30_commands_exactly_once(
     succeeded = {jid for jid, j in after.items() if j["status"] == "succeeded"}
     assert succeeded == {r.job_id for r in runs}, "succeeded jobs and the ledger disagree"
     assert [j for j in after.values() if j["status"] in ("claimed", "running")] == []
+    done = time.time()
     for cid in fleet.commands:
-        upcoming = [
-            j for j in after.values() if j["command_id"] == cid and j["status"] == "scheduled"
-        ]
-        assert len(upcoming) == 2, (cid, upcoming)
-        assert all(second_of(str(j["id"])).timestamp() > stopping - 1 for j in upcoming)
+        upcoming = sorted(
+            second_of(str(j["id"])).timestamp()
+            for j in after.values()
+            if j["command_id"] == cid and j["status"] == "scheduled"
+        )
+        # The next 2 at the stop; before them, only seconds that fell due while the pods
+        # were stopping (a claim released unstarted, left for the next owner's misfire rule).
+        assert len(upcoming) >= 2, (cid, upcoming)
+        assert upcoming[-1] - upcoming[-2] == 1, (cid, upcoming)
+        assert all(stopping - 1 < t <= done + 2 for t in upcoming), (cid, upcoming, stopping)
 
 
 @pytest.mark.chaos
