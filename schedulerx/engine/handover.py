@@ -12,6 +12,7 @@ Pure bookkeeping: no I/O, no clock (callers pass monotonic seconds); the pod doe
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from schedulerx.domain.job import Job, JobStatus
@@ -130,46 +131,57 @@ def _settled(ours: Job, recorded: Job | None) -> bool:
     )
 
 
-@dataclass(slots=True)
 class Foreign:
     """Jobs another pod left running (or claimed and due) on partitions this pod took over:
-    left alone while their runner reports on them, given up when it falls silent."""
+    left alone while their runner reports on them, given up when it falls silent.
 
-    lease_s: float = 5.0
-    """How long without a report before the run counts as dead (owner lost)."""
-    _until: dict[str, float] = field(default_factory=dict)
-    _heard: set[str] = field(default_factory=set)
+    Thread-safe: the timer thread asks ``alive`` while the loop thread changes the rest.
+    """
+
+    def __init__(self, lease_s: float = 5.0):
+        self.lease_s = lease_s
+        """How long without a report before the run counts as dead (owner lost)."""
+        self._until: dict[str, float] = {}
+        self._heard: set[str] = set()
+        self._lock = threading.Lock()
 
     def __contains__(self, job_id: object) -> bool:
-        return job_id in self._until
+        with self._lock:
+            return job_id in self._until
 
     def ids(self) -> list[str]:
         """Ids of the jobs waited on."""
-        return list(self._until)
+        with self._lock:
+            return list(self._until)
 
     def alive(self) -> list[str]:
         """Ids of the jobs waited on that a report has shown running (not merely left)."""
-        return [jid for jid in self._until if jid in self._heard]
+        with self._lock:
+            return [jid for jid in self._until if jid in self._heard]
 
     def watch(self, job_id: str, now: float) -> None:
         """Start waiting for reports on ``job_id`` (a lease from ``now``)."""
-        self._until.setdefault(job_id, now + self.lease_s)
+        with self._lock:
+            self._until.setdefault(job_id, now + self.lease_s)
 
     def heard(self, job_id: str, now: float) -> None:
         """A report came: the run is alive; the lease starts again."""
-        if job_id in self._until:
-            self._until[job_id] = now + self.lease_s
-            self._heard.add(job_id)
+        with self._lock:
+            if job_id in self._until:
+                self._until[job_id] = now + self.lease_s
+                self._heard.add(job_id)
 
     def forget(self, job_id: str) -> None:
         """Recorded (or gone with its partition): stop waiting."""
-        self._until.pop(job_id, None)
-        self._heard.discard(job_id)
+        with self._lock:
+            self._until.pop(job_id, None)
+            self._heard.discard(job_id)
 
     def expired(self, now: float) -> list[str]:
         """Job ids whose lease ran out; they are forgotten."""
-        gone = [jid for jid, until in self._until.items() if now >= until]
-        for jid in gone:
-            del self._until[jid]
-            self._heard.discard(jid)
-        return gone
+        with self._lock:
+            gone = [jid for jid, until in self._until.items() if now >= until]
+            for jid in gone:
+                del self._until[jid]
+                self._heard.discard(jid)
+            return gone
