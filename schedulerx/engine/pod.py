@@ -461,11 +461,8 @@ class Pod:
         else:
             fresh = list(self._latest_fetch.items())
         for cid, result in fresh:
-            entry = self.book.commands.get(cid)
-            if entry is None or (only is not None and entry.partition not in only):
-                continue  # not owned here
             if isinstance(result, BaseException):
-                if only is None:
+                if only is None:  # this pod's fetcher failed, whoever owns the command
                     self.stats.add("fetcher_errors")
                     log.warning(
                         "fetching the schedule of %s failed, keeping the last good one: %s",
@@ -473,6 +470,9 @@ class Pod:
                         result,
                     )
                 continue
+            entry = self.book.commands.get(cid)
+            if entry is None or (only is not None and entry.partition not in only):
+                continue  # not owned here
             events = from_fetch(
                 cid, result, entry.schedule, self.config.pod_id, now, self._seen_bad
             )

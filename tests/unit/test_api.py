@@ -499,3 +499,33 @@ def test_a_fetcher_exception_is_logged_once_with_the_command_and_counted(
     assert "schedule service unreachable (503)" in logged[0].getMessage()
     assert counted == 1
     assert schedule is not None and schedule.cron == "*/5 * * * *"  # the last good one kept
+
+
+def test_a_fetcher_exception_while_the_pod_owns_nothing_is_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Kafka pod fetches before its group has given it partitions (or while it is a
+    standby): the failure is still this pod's to report."""
+    from projections import MemoryView
+    from schedulerx.api.command import Registration
+    from schedulerx.engine.config import PodConfig
+    from schedulerx.engine.pod import Pod
+    from schedulerx.testing.memory_log import MemoryLog
+
+    log = MemoryLog(2, exclusive=False)
+    log.revoke({0, 1})  # no partition of its own yet
+    fetcher = FailsOnce("*/5 * * * *", fail_at=1)
+    regs = {"backup": Registration(Echo("backup"), Policy())}
+    cfg = PodConfig(pod_id="p1", refresh_interval=timedelta(milliseconds=50))
+    pod = Pod(log, MemoryView, regs, fetcher, cfg)
+    caplog.set_level(logging.WARNING, logger="schedulerx")
+    pod.start()
+    try:
+        _until(lambda: fetcher.calls >= 3, "two more rounds after the error")
+        _until(lambda: pod.stats.snapshot().get("fetcher_errors", 0) >= 1, "the error counted")
+        assert pod.owned() == frozenset()
+    finally:
+        pod.stop()
+        assert pod.join(10)
+    logged = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(logged) == 1 and "backup" in logged[0].getMessage()
