@@ -92,4 +92,5 @@ def _describe(events: list[AnyEvent]) -> str:
     for e in events:
         if isinstance(e, ScheduleRejected):
             raise RequestRejected(e.reason)
-    return "recorded: " + ", ".join(type(e).__name__ for e in events)
+    # The event types as docs/events.md names them (schedule.set, job, ...).
+    return "recorded: " + ", ".join(str(e.__struct_config__.tag) for e in events)

@@ -60,6 +60,7 @@ def add_parser(sub: Any) -> None:
         "params",
         metavar="PARAM",
         nargs="*",
+        default=[],  # so a usage error does not list PARAM as required
         help="params (put them after -- when they start with '-')",
     )
     s.add_argument("--timezone", default="UTC", help="IANA time zone (UTC)")
@@ -92,7 +93,9 @@ def add_parser(sub: Any) -> None:
     add_connection_flags(t)
     _json_flag(t)
     t.add_argument("command_id", metavar="ID")
-    t.add_argument("params", metavar="PARAM", nargs="*", help="params (default: the schedule's)")
+    t.add_argument(
+        "params", metavar="PARAM", nargs="*", default=[], help="params (default: the schedule's)"
+    )
     t.set_defaults(handler=handle_trigger)
 
 

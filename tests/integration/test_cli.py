@@ -40,7 +40,7 @@ def test_schedule_set_list_pause_resume_without_a_pod(data_dir: Path) -> None:
         }
     ]
     paused = json.loads(cli("schedule", "pause", "backup", "--json", *d).stdout)
-    assert paused == {"command_id": "backup", "outcome": "recorded: ScheduleSet"}
+    assert paused == {"command_id": "backup", "outcome": "recorded: schedule.set"}
     assert json.loads(cli("schedule", "list", "--json", *d).stdout)[0]["paused"] is True
     cli("schedule", "resume", "backup", *d)
     table = cli("schedule", "list", *d).stdout
