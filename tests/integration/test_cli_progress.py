@@ -201,11 +201,21 @@ def test_replay_progress_never_mixes_into_event_lines_on_one_terminal(
     assert shown == [*expected, f"replaying: {RECORDS:,}/{RECORDS:,} records", ""]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_replay_follow_ends_the_progress_line_once_the_history_is_read(data_dir: Path) -> None:
     _append_schedule_sets(data_dir, RECORDS)
     argv = ["replay", "--follow", "--json", "--progress", "--data-dir", str(data_dir)]
     with subprocess.Popen(
-        [*SCHEDULERX, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+        [*SCHEDULERX, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        # Ctrl-C as in a terminal, even when this suite was started in the background (a
+        # shell then starts it with SIGINT ignored, and Python keeps that for children).
+        preexec_fn=_default_sigint,
     ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         lines: queue.Queue[bytes] = queue.Queue()

@@ -656,6 +656,9 @@ def test_external_schedule_change_with_kafkas_own_producer(
             )
         fleet.start("pod-a", "pod-b", http=True)
         joined = fleet.wait_joined()
+        # A few rounds on record first: the --as-of check below needs finished runs before the
+        # request (pods that joined late on a busy machine may have run only one round yet).
+        wait_until("four rounds of runs", lambda: len(fleet.runs()) >= 24, timeout=30)
         wait_until(
             "c5 to run at an odd second",
             lambda: any(
