@@ -25,7 +25,7 @@ from schedulerx.domain.events import (
     job_key,
     new_event_id,
 )
-from schedulerx.domain.job import Job, JobStatus, command_of
+from schedulerx.domain.job import IllegalTransition, Job, JobStatus, command_of
 from schedulerx.domain.partitioning import partition_for
 from schedulerx.domain.planner import MAX_BACKFILL, CommandView, backoff, plan, recover
 from schedulerx.domain.requests import (
@@ -250,6 +250,7 @@ class Pod:
             )
             return
         self._catching_up -= partitions
+        self._outcomes()  # outcomes still queued decide first what is ours, not lost
         seed_book(self.book, self.store, partitions, self.log.partitions)
         for cid in self.registrations:
             p = partition_for(cid, self.log.partitions)
@@ -499,34 +500,41 @@ class Pod:
             return
         entry = self.book.commands.get(o.job.command_id)
         if entry is None:
-            log.error(
-                "outcome %s of %s for a partition no longer owned: not recorded", o.kind, o.job.id
-            )
+            # The partition went while the outcome waited in the queue (the run had just
+            # ended, or just begun): the new owner hears it from us like any moved run.
+            self._orphans.adopt(o.job)
+            self._orphans.outcome(o)
             return
         current = self._writes.latest(o.job.id) or entry.jobs.get(o.job.id)
         if current is None:
             return
-        if o.kind == "running":
-            self.stats.lag((o.at - o.job.due).total_seconds())
-            new = current.to(JobStatus.RUNNING, started_at=o.at)
-        elif o.kind == "succeeded":
-            new = current.to(JobStatus.SUCCEEDED, finished_at=o.at, error=None)
-        elif o.kind == "skipped":
-            new = current.to(JobStatus.MISSED, finished_at=o.at, error=o.error)
-        else:
-            policy = self._policy(o.job.command_id)
-            if current.status is JobStatus.RUNNING and current.attempt <= policy.retries:
-                new = current.to(
-                    JobStatus.SCHEDULED,
-                    attempt=current.attempt + 1,
-                    owner=None,
-                    error=o.error,
-                    not_before=o.at + backoff(policy, current.attempt),
-                )
-            else:
-                new = current.to(JobStatus.FAILED, finished_at=o.at, error=o.error)
+        try:
+            new = self._outcome_state(o, current)
+        except IllegalTransition:
+            log.warning("outcome %s of %s ignored: the job is %s", o.kind, o.job.id, current.status)
+            return
         self.stats.job(new.status, new.error)
         self._stage_job(entry.partition, new, o.at)
+
+    def _outcome_state(self, o: Outcome, current: Job) -> Job:
+        """The state ``o`` moves ``current`` to (IllegalTransition if it cannot)."""
+        if o.kind == "running":
+            self.stats.lag((o.at - o.job.due).total_seconds())
+            return current.to(JobStatus.RUNNING, started_at=o.at)
+        if o.kind == "succeeded":
+            return current.to(JobStatus.SUCCEEDED, finished_at=o.at, error=None)
+        if o.kind == "skipped":
+            return current.to(JobStatus.MISSED, finished_at=o.at, error=o.error)
+        policy = self._policy(o.job.command_id)
+        if current.status is JobStatus.RUNNING and current.attempt <= policy.retries:
+            return current.to(
+                JobStatus.SCHEDULED,
+                attempt=current.attempt + 1,
+                owner=None,
+                error=o.error,
+                not_before=o.at + backoff(policy, current.attempt),
+            )
+        return current.to(JobStatus.FAILED, finished_at=o.at, error=o.error)
 
     def _on_timer(self, key: str) -> None:
         """Timer thread: start a claimed job (or expire a running one)."""

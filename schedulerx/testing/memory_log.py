@@ -62,8 +62,7 @@ class MemoryLog:
         """Assign ``partitions`` to the session again (its next poll reports them)."""
         with self._cond:
             self._taken -= partitions
-            self._to_assign |= partitions
-            self._to_revoke -= partitions
+            self._to_assign |= partitions  # after a pending revoke, in a later poll
             self._cond.notify_all()
 
     def reader(self) -> MemoryReader:
@@ -151,8 +150,10 @@ class MemorySession:
                 self._seen[p] = len(part)
             requests, log._requests = log._requests, []
             revoked, log._to_revoke = frozenset(log._to_revoke), set()
-            assigned = frozenset(log._to_assign)
-            log._to_assign = set()
+            # A partition revoked and given back since the last poll: revoked now, assigned
+            # in the next one (as a group would: a rebalance never does both at once).
+            assigned = frozenset(log._to_assign - revoked)
+            log._to_assign &= set(revoked)
             if self._first:
                 assigned = frozenset(range(log.partitions)) - log._taken
         self._first = False

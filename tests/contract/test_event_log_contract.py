@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from schedulerx.ports.event_log import (
     NotOwner,
     Record,
 )
+from tests.support.kafka import fresh_kafka_log
 
 PARTITIONS = 4
 ALL = frozenset(range(PARTITIONS))
@@ -38,17 +38,7 @@ def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventL
     if request.param == "embedded":
         log = EmbeddedLog(tmp_path / "data", PARTITIONS)
     else:
-        from schedulerx.backends.kafka import KafkaLog
-
-        bootstrap: str = request.getfixturevalue("kafka_bootstrap")
-        tag = uuid.uuid4().hex[:10]
-        log = KafkaLog(
-            bootstrap,
-            topic=f"contract-{tag}",
-            group=f"contract-{tag}",
-            partitions=PARTITIONS,
-            session_timeout_ms=6000,
-        )
+        log = fresh_kafka_log(request.getfixturevalue("kafka_bootstrap"), "contract", PARTITIONS)
     try:
         yield log
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +34,7 @@ from schedulerx.engine.pod import Pod
 from schedulerx.ports.event_log import EventLog
 from schedulerx.ports.store import JobStore
 from schedulerx.testing.memory_log import MemoryLog
+from tests.support.kafka import fresh_kafka_log
 
 pytestmark = pytest.mark.slow
 EVERY_SECOND = "*/1 * * * * *"
@@ -63,17 +63,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
         log = EmbeddedLog(tmp_path / "data", PARTITIONS)
     else:
-        from schedulerx.backends.kafka import KafkaLog
-
-        bootstrap: str = request.getfixturevalue("kafka_bootstrap")
-        tag = uuid.uuid4().hex[:10]
-        log = KafkaLog(
-            bootstrap,
-            topic=f"pods-{tag}",
-            group=f"pods-{tag}",
-            partitions=PARTITIONS,
-            session_timeout_ms=6000,
-        )
+        log = fresh_kafka_log(request.getfixturevalue("kafka_bootstrap"), "pods", PARTITIONS)
     stores: list[ProjectionStore] = []
 
     def open_store() -> JobStore:

@@ -9,11 +9,10 @@ one time in seven here, so the test tries up to 30 fresh topics.
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
-from schedulerx.backends.kafka import KafkaLog
+from tests.support.kafka import fresh_kafka_log
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PARTITIONS = 4
@@ -23,14 +22,7 @@ def test_the_first_member_of_a_new_topic_always_gets_every_partition(
     kafka_bootstrap: str,
 ) -> None:
     for attempt in range(30):
-        tag = uuid.uuid4().hex[:10]
-        log = KafkaLog(
-            kafka_bootstrap,
-            topic=f"join-{tag}",
-            group=f"join-{tag}",
-            partitions=PARTITIONS,
-            session_timeout_ms=6000,
-        )
+        log = fresh_kafka_log(kafka_bootstrap, "join", PARTITIONS)
         session = log.join("pod-a")
         try:
             deadline = time.monotonic() + 10

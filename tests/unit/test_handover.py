@@ -201,6 +201,18 @@ def test_a_new_owner_records_a_reported_run_as_it_ended_and_a_silent_one_as_owne
     assert pod.stats.snapshot()["jobs_handed_over"] == 1
 
 
+def _run_then_take_its_partition(log: MemoryLog, pod: Pod, began: threading.Event) -> int:
+    """Trigger ``backup`` on ``pod``, wait until it runs, take its partition away; returns it."""
+    asked = datetime.now(UTC).replace(microsecond=0)
+    trigger = Request(command_id="backup", trigger=True, request_id="run", requested_at=asked)
+    log.submit("backup", encode_request(trigger))
+    assert began.wait(10)
+    p = partition_for("backup", log.partitions)
+    log.revoke({p})
+    _wait("the partition dropped", lambda: p not in pod.owned())
+    return p
+
+
 @pytest.mark.slow
 def test_a_run_of_a_partition_taken_away_is_reported_until_the_new_owner_records_it() -> None:
     log = MemoryLog(4, exclusive=False)
@@ -213,13 +225,7 @@ def test_a_run_of_a_partition_taken_away_is_reported_until_the_new_owner_records
     pod = _pod(log, "old-pod", work)
     pod.start()
     try:
-        asked = datetime.now(UTC).replace(microsecond=0)
-        trigger = Request(command_id="backup", trigger=True, request_id="t1", requested_at=asked)
-        log.submit("backup", encode_request(trigger))
-        assert began.wait(10)
-        p = partition_for("backup", log.partitions)
-        log.revoke({p})
-        _wait("the partition dropped", lambda: p not in pod.owned())
+        _run_then_take_its_partition(log, pod, began)
         time.sleep(2.2)
         release.set()
         reports = lambda: [  # noqa: E731
@@ -267,13 +273,7 @@ def test_a_partition_given_back_while_its_run_goes_on_records_the_run_itself() -
     pod = _pod(log, "pod-a", work)
     pod.start()
     try:
-        asked = datetime.now(UTC).replace(microsecond=0)
-        trigger = Request(command_id="backup", trigger=True, request_id="t2", requested_at=asked)
-        log.submit("backup", encode_request(trigger))
-        assert began.wait(10)
-        p = partition_for("backup", log.partitions)
-        log.revoke({p})
-        _wait("the partition dropped", lambda: p not in pod.owned())
+        p = _run_then_take_its_partition(log, pod, began)
         log.give_back({p})
         _wait("the partition back", lambda: p in pod.owned())
         release.set()
