@@ -500,10 +500,11 @@ class Pod:
             return
         entry = self.book.commands.get(o.job.command_id)
         if entry is None:
-            # The partition went while the outcome waited in the queue (the run had just
-            # ended, or just begun): the new owner hears it from us like any moved run.
-            self._orphans.adopt(o.job)
-            self._orphans.outcome(o)
+            if o.kind != "skipped":
+                # The partition went while the outcome waited in the queue (the run had just
+                # ended, or just begun): the new owner hears it from us like any moved run.
+                self._orphans.adopt(o.job)
+                self._orphans.outcome(o)
             return
         current = self._writes.latest(o.job.id) or entry.jobs.get(o.job.id)
         if current is None:
