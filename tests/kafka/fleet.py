@@ -274,6 +274,20 @@ class Fleet:
         listed = jobs_json(*self.connection(bootstrap), "--data-dir", str(fresh))
         return {str(j["id"]): j for j in listed}
 
+    def settle(self, bootstrap: str | None = None, timeout: float = 30) -> float:
+        """Wait until no job due more than 3 s ago is still claimed or running (what a lost
+        owner left is recorded one hand-over lease after the takeover, ADR 0008)."""
+
+        def settled() -> bool:
+            cutoff = time.time() - 3
+            return not [
+                jid
+                for jid, j in self.jobs(bootstrap).items()
+                if j["status"] in ("claimed", "running") and second_of(jid).timestamp() < cutoff
+            ]
+
+        return wait_until("what the lost owner left to be recorded", settled, timeout, every=1)
+
     def commands_of(self, pod_id: str, since: float) -> set[str]:
         """Commands ``pod_id`` ran since ``since`` (by the ledger)."""
         return {r.command_id for r in self.runs() if r.pod == pod_id and r.at >= since}

@@ -319,6 +319,7 @@ def test_kill_9_of_one_of_three_pods_hands_its_commands_over(
             timeout=40,
         )
         time.sleep(3)
+        fleet.settle()
         stopping = time.time()
         assert set(fleet.stop_all().values()) == {0}, fleet.tails()
     runs = fleet.runs()
@@ -476,6 +477,7 @@ def test_broker_kill_9_and_restart_pods_recover_by_themselves(tmp_path: Path) ->
             timeout=30,
         )
         time.sleep(3)
+        fleet.settle()
         stopping = time.time()
         assert set(fleet.stop_all().values()) == {0}, fleet.tails()
         jobs = fleet.jobs()
@@ -928,6 +930,7 @@ def test_three_node_cluster_keeps_scheduling_with_one_broker_killed(tmp_path: Pa
         )
         _measured("three_nodes_all_commands_resumed_s", time.time() - killed)
         time.sleep(1)
+        fleet.settle(bootstrap=live)
         stopping = time.time()
         assert set(fleet.stop_all().values()) == {0}, fleet.tails()
         jobs = fleet.jobs(bootstrap=live)
