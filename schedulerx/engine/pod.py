@@ -13,7 +13,6 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -204,7 +203,7 @@ class Pod:
             self._release(poll.revoked, session)
             self._drop(poll.revoked)
         todo = poll.assigned
-        if self._catching_up and time.monotonic() >= self._catch_up_at:
+        if self._catching_up and self.clock.monotonic() >= self._catch_up_at:
             todo |= self._catching_up
         if todo:
             self._assign(todo)
@@ -240,7 +239,7 @@ class Pod:
                 reader.close()
         except LogError as exc:
             self._catching_up |= partitions
-            self._catch_up_at = time.monotonic() + _CATCH_UP_RETRY_S
+            self._catch_up_at = self.clock.monotonic() + _CATCH_UP_RETRY_S
             self.stats.add("catch_up_failures")
             log.warning(
                 "catching up partitions %s failed (not acting on them; retry in %gs): %s",
@@ -274,7 +273,7 @@ class Pod:
         """True when a claimed or running ``job`` of a partition just taken is not lost:
         this pod still runs it (the partition came back; what it owes is recorded now), or
         another pod may (shared log, due already): then wait for its reports (``_handover``)."""
-        if job.id in self._orphans or job.id in {j.id for j in self._runner.running_jobs()}:
+        if job.id in self._orphans or any(j.id == job.id for j in self._runner.running_jobs()):
             for o in self._orphans.reclaim(job.id):
                 self._runner.outcomes.put(o)
             return True
